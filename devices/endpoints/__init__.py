@@ -1,0 +1,3 @@
+"""Protocol endpoints of devices (layer 3): each protocol library is imported in one module here."""
+
+__all__: list[str] = []

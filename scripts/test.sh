@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): sets up .venv on first use, then runs
+# lint, format check, types, the import contract and the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+
+# Independent protocol clients that some tests use as a user would (Debian packages).
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    missing=()
+    command -v mbpoll >/dev/null || missing+=(mbpoll)
+    command -v mosquitto_sub >/dev/null || missing+=(mosquitto-clients)
+    command -v tmux >/dev/null || missing+=(tmux)
+    if [ ${#missing[@]} -gt 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+fi
+
+echo "== ruff"; .venv/bin/ruff check .
+echo "== ruff format"; .venv/bin/ruff format --check .
+echo "== mypy"; .venv/bin/mypy
+echo "== import contracts"; .venv/bin/lint-imports
+echo "== pytest"; .venv/bin/python -m pytest -n 2 -q "$@"

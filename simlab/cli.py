@@ -1,0 +1,157 @@
+"""The ``simlab`` command line.
+
+Every user mistake surfaces as a :class:`SimlabError` and is printed as a clear message
+with exit status 1 (2 for a wrong command line, as argparse does); no traceback reaches
+the user for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from simlab import __version__
+from simlab.clock import RealTimeClock, VirtualClock
+from simlab.errors import ScenarioError, SimlabError
+from simlab.lab import Lab
+from simlab.scenario import bundled_scenarios, json_schema, load_scenario
+from simlab.summary import heartbeat, summary
+
+__all__ = ["main"]
+
+DEFAULT_SCENARIO = "water-tank"
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simlab",
+        description="A training-base lab for the industrial internet: a simulated plant, "
+        "PLCs and sensors, graded exercises.",
+    )
+    parser.add_argument("--version", action="version", version=f"simlab {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    up = commands.add_parser("up", help="run a lab (the default scenario: water-tank)")
+    up.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO,
+                    help="bundled scenario name or path to a scenario.yaml")
+    up.add_argument("--headless", action="store_true",
+                    help="no terminal UI: print a summary and a heartbeat")
+    up.add_argument("--seed", type=int, help="override the scenario's seed")
+    up.add_argument("--speed", type=float, help="simulated seconds per wall second (default 1)")
+    up.add_argument("--duration", type=float, help="stop after this many simulated seconds")
+    up.add_argument("--virtual", action="store_true",
+                    help="virtual clock: run as fast as possible (needs --duration)")
+    up.add_argument("--every", type=float, default=1.0,
+                    help="simulated seconds between heartbeat lines (default 1)")
+
+    validate = commands.add_parser("validate", help="check scenario files; exit 1 if any is invalid")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+
+    commands.add_parser("schema", help="print the JSON Schema of scenario files")
+    commands.add_parser("scenarios", help="list the bundled scenarios")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``simlab`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        match args.command:
+            case "up":
+                return _up(args)
+            case "validate":
+                return _validate(args.files)
+            case "schema":
+                out.print(json_schema(), markup=False, soft_wrap=True)
+                return 0
+            case "scenarios":
+                return _scenarios()
+            case _:
+                _parser().print_help()
+                return 0
+    except SimlabError as error:
+        err.print(f"[red]error:[/] {error}", markup=True, soft_wrap=True)
+        return 1
+
+
+def _validate(files: list[str]) -> int:
+    failed = 0
+    for name in files:
+        path = Path(name)
+        if not path.is_file():
+            err.print(f"{name}: error: no such file", soft_wrap=True, markup=False)
+            failed += 1
+            continue
+        try:
+            load_scenario(path)
+        except ScenarioError as error:
+            failed += 1
+            err.print(str(error), soft_wrap=True, markup=False)
+            count = len(error.problems)
+            err.print(f"{name}: {count} problem{'s' if count != 1 else ''}", markup=False)
+        else:
+            out.print(f"{name}: ok", markup=False)
+    return 1 if failed else 0
+
+
+def _scenarios() -> int:
+    for name, path in bundled_scenarios().items():
+        scenario = load_scenario(path)
+        out.print(f"[bold]{name:16}[/] {scenario.title}")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario)
+    if args.virtual and args.duration is None:
+        raise SimlabError("--virtual runs as fast as possible, so it needs --duration SECONDS")
+    if args.speed is not None and args.speed <= 0:
+        raise SimlabError(f"--speed must be positive, got {args.speed}")
+    speed = args.speed if args.speed is not None else scenario.clock.speed
+    clock = VirtualClock(scenario.epoch) if args.virtual else RealTimeClock(speed, scenario.epoch)
+    lab = Lab(scenario, clock=clock, seed=args.seed)
+    out.print(summary(lab))
+    return asyncio.run(_run(lab, args))
+
+
+async def _run(lab: Lab, args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    watch = list(lab.scenario.watch)
+    async with lab:
+        out.print(f"lab running{' (virtual clock)' if args.virtual else ''} — Ctrl-C to stop")
+        next_beat = 0.0
+        while not stop.is_set():
+            if args.duration is not None and lab.time >= args.duration:
+                break
+            if lab.time >= next_beat:
+                out.print(heartbeat(lab, watch), markup=False, soft_wrap=True)
+                next_beat += args.every
+            if args.virtual:
+                await lab.run_until(min(next_beat, args.duration))
+            else:
+                await _wait(stop, 0.05)
+        out.print(heartbeat(lab, watch), markup=False, soft_wrap=True)
+    out.print(f"lab stopped at t={lab.time:.1f} s")
+    return 0
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
