@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from devices.plant.plant import Plant
 from devices.sensors import SensorBank
 from simlab.errors import FaultError
 from simlab.scenario.faults import (
+    ENDPOINT_FAULT_KINDS,
     SENSOR_FAULT_KINDS,
     BearingWearFault,
     FaultSpec,
@@ -16,7 +18,10 @@ from simlab.scenario.faults import (
     TripFault,
 )
 
-__all__ = ["ActiveFault", "FaultEngine", "FaultEvent"]
+__all__ = ["ActiveFault", "EndpointFaultHook", "FaultEngine", "FaultEvent"]
+
+EndpointFaultHook = Callable[[FaultSpec, bool], None]
+"""Called with (fault, True) to start an endpoint fault and (fault, False) to end it."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class FaultEngine:
         self.pending = sorted(enumerate(timeline), key=lambda item: item[1].at)
         self.active: dict[int, ActiveFault] = {}
         self.events: list[FaultEvent] = []
+        self.endpoint_hook: EndpointFaultHook | None = None
         self._next_id = len(timeline)
 
     def update(self, now: float) -> None:
@@ -73,23 +79,30 @@ class FaultEngine:
             active = ", ".join(str(i) for i in self.active) or "none"
             raise FaultError(f"no active fault with id {fault_id} (active: {active})")
         spec = fault.spec
-        if spec.kind in SENSOR_FAULT_KINDS:
-            self.sensors.clear(spec.target, spec.kind)
-        else:
-            self._plant_fault(spec, on=False)
+        self._act(spec, on=False)
         self.events.append(FaultEvent(now, "end", fault_id, spec.kind, spec.target))
 
     def _start(self, fault_id: int, spec: FaultSpec, now: float) -> None:
         try:
-            if spec.kind in SENSOR_FAULT_KINDS:
-                self.sensors.apply(spec.target, spec)
-            else:
-                self._plant_fault(spec, on=True)
+            self._act(spec, on=True)
         except (KeyError, ValueError) as err:
             raise FaultError(f"cannot start {spec.kind} fault on {spec.target!r}: {err}") from err
         until = now + spec.duration if spec.duration is not None else None
         self.active[fault_id] = ActiveFault(fault_id, spec, now, until)
         self.events.append(FaultEvent(now, "start", fault_id, spec.kind, spec.target))
+
+    def _act(self, spec: FaultSpec, on: bool) -> None:
+        if spec.kind in SENSOR_FAULT_KINDS:
+            if on:
+                self.sensors.apply(spec.target, spec)
+            else:
+                self.sensors.clear(spec.target, spec.kind)
+        elif spec.kind in ENDPOINT_FAULT_KINDS:
+            if self.endpoint_hook is None:
+                raise ValueError("the lab runs no endpoints to act on")
+            self.endpoint_hook(spec, on)
+        else:
+            self._plant_fault(spec, on)
 
     def _plant_fault(self, spec: FaultSpec, on: bool) -> None:
         match spec:

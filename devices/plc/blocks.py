@@ -1,4 +1,4 @@
-"""The logic blocks of a simulated PLC: PID, hysteresis, interlock, timer, counter, PackML.
+"""Logic blocks of a simulated PLC: PID, hysteresis, interlock, compare, timer, counter, PackML.
 
 Each block is built from its scenario spec by :func:`build_block` and is scanned once per PLC
 scan, in declared order, with the scan time and the PLC's tag table. Blocks read and write
@@ -18,6 +18,7 @@ from typing import Protocol
 
 from devices.plc.packml import PackMLMachine, PackMLState, Trigger, advance
 from simlab.scenario.devices import (
+    CompareSpec,
     Condition,
     CounterSpec,
     HysteresisSpec,
@@ -30,6 +31,7 @@ from simlab.scenario.devices import (
 
 __all__ = [
     "Block",
+    "CompareBlock",
     "CounterBlock",
     "HysteresisBlock",
     "InterlockBlock",
@@ -183,6 +185,18 @@ class InterlockBlock:
             tags[spec.active] = self._active
 
 
+class CompareBlock:
+    """Sets the bool tag ``out`` to whether ``when`` holds, on every scan."""
+
+    def __init__(self, spec: CompareSpec) -> None:
+        self.name = spec.name
+        self._spec = spec
+
+    def scan(self, dt: float, tags: TagValues) -> None:
+        """Evaluate the condition into ``out``."""
+        tags[self._spec.out] = evaluate(self._spec.when, tags)
+
+
 class TimerBlock:
     """IEC 61131-3 timer: TON (on delay), TOF (off delay) or TP (non-retriggerable pulse).
 
@@ -314,6 +328,8 @@ def build_block(spec: LogicSpec) -> Block:
             return HysteresisBlock(spec)
         case InterlockSpec():
             return InterlockBlock(spec)
+        case CompareSpec():
+            return CompareBlock(spec)
         case TimerSpec():
             return TimerBlock(spec)
         case CounterSpec():

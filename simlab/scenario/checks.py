@@ -20,7 +20,11 @@ from simlab.scenario.devices import (
     TagSpec,
     TimerSpec,
 )
-from simlab.scenario.faults import PLANT_FAULT_UNIT_TYPES, SENSOR_FAULT_KINDS
+from simlab.scenario.faults import (
+    ENDPOINT_FAULT_KINDS,
+    PLANT_FAULT_UNIT_TYPES,
+    SENSOR_FAULT_KINDS,
+)
 from simlab.scenario.model import Scenario
 from simlab.scenario.plant import SignalDef
 from simlab.units import UNITS, same_dimension
@@ -274,6 +278,15 @@ def _check_faults(scenario: Scenario) -> Iterator[Finding]:
             if fault.target not in sensor_tags:
                 yield Finding(loc, f"{fault.kind} fault needs a measured tag 'device.tag'; {fault.target!r} is not one",
                               _unknown("measured tags", fault.target, sensor_tags))
+            continue
+        if fault.kind in ENDPOINT_FAULT_KINDS:
+            devices = {d.name: d for d in scenario.devices}
+            if fault.target not in devices:
+                yield Finding(loc, f"{fault.kind} fault needs a device name; {fault.target!r} is not one",
+                              _unknown("devices", fault.target, devices))
+            elif not (devices[fault.target].modbus or devices[fault.target].opcua):
+                yield Finding(loc, f"device {fault.target!r} has no endpoint for a {fault.kind} fault",
+                              "give the device a 'modbus:' or 'opcua:' server")
             continue
         allowed = PLANT_FAULT_UNIT_TYPES[fault.kind]
         if fault.target not in units:

@@ -1,8 +1,8 @@
 """Faults section of a scenario: a timeline of things going wrong.
 
 Sensor faults target a measured tag (``device.tag``) and change what the device sees, not
-the plant. Plant faults target a unit and change the physics. Endpoint faults (comm loss,
-word swap, ...) join this union with the endpoints.
+the plant. Plant faults target a unit and change the physics. Endpoint faults target a
+device and change what its servers answer.
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ from pydantic import Field, PositiveFloat
 from simlab.scenario.base import Spec
 
 __all__ = [
+    "ENDPOINT_FAULT_KINDS",
     "PLANT_FAULT_UNIT_TYPES",
+    "CommLossFault",
+    "ExceptionFault",
+    "FrozenFault",
+    "LatencyFault",
+    "WordSwapFault",
+    "WrongUnitIdFault",
     "SENSOR_FAULT_KINDS",
     "BearingWearFault",
     "DriftFault",
@@ -111,6 +118,48 @@ class TripFault(_Fault):
     kind: Literal["trip"]
 
 
+class CommLossFault(_Fault):
+    """The device's endpoints stop answering and drop their connections."""
+
+    kind: Literal["comm_loss"]
+    protocol: Literal["modbus", "opcua", "both"] = "both"
+
+
+class LatencyFault(_Fault):
+    """Every reply of the device's endpoints is delayed by ``delay`` milliseconds."""
+
+    kind: Literal["latency"]
+    protocol: Literal["modbus", "opcua", "both"] = "both"
+    delay: PositiveFloat = Field(description="ms")
+
+
+class ExceptionFault(_Fault):
+    """The Modbus server answers every request with exception ``code`` (4 failure, 6 busy)."""
+
+    kind: Literal["exception"]
+    code: Literal[4, 6] = 4
+
+
+class FrozenFault(_Fault):
+    """The device's endpoints keep serving the values of the moment the fault started."""
+
+    kind: Literal["frozen"]
+    protocol: Literal["modbus", "opcua", "both"] = "both"
+
+
+class WordSwapFault(_Fault):
+    """The Modbus server swaps the 16-bit words of multi-register values (a misconfigured device)."""
+
+    kind: Literal["word_swap"]
+
+
+class WrongUnitIdFault(_Fault):
+    """The Modbus server answers only unit id ``unit_id`` instead of the configured ones."""
+
+    kind: Literal["wrong_unit_id"]
+    unit_id: int = Field(ge=0, le=247)
+
+
 SENSOR_FAULT_KINDS = ("stuck", "drift", "noise_burst", "spike", "offline", "out_of_range", "nan")
 PLANT_FAULT_UNIT_TYPES: dict[str, tuple[str, ...]] = {
     "jam": ("conveyor",),
@@ -118,6 +167,7 @@ PLANT_FAULT_UNIT_TYPES: dict[str, tuple[str, ...]] = {
     "leak": ("tank",),
     "trip": ("pump", "motor"),
 }
+ENDPOINT_FAULT_KINDS = ("comm_loss", "latency", "exception", "frozen", "word_swap", "wrong_unit_id")
 
 FaultSpec = Annotated[
     StuckFault
@@ -130,6 +180,12 @@ FaultSpec = Annotated[
     | JamFault
     | BearingWearFault
     | LeakFault
-    | TripFault,
+    | TripFault
+    | CommLossFault
+    | LatencyFault
+    | ExceptionFault
+    | FrozenFault
+    | WordSwapFault
+    | WrongUnitIdFault,
     Field(discriminator="kind"),
 ]
