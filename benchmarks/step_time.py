@@ -37,12 +37,31 @@ def per_step_us(step: object, repeats: int) -> float:
 def synthetic_plant(tanks: int = 800, pumps: int = 500, valves: int = 1000) -> Plant:
     """Tanks (5 signals), pumps (6) and valves (3): 10,000 signals with the defaults."""
     units: list[dict[str, object]] = []
-    units += [{"type": "tank", "name": f"t{i}", "area": 1.0, "height": 3.0, "initial_level": 1.0}
-              for i in range(tanks)]
-    units += [{"type": "pump", "name": f"p{i}", "max_flow": 10.0, "shutoff_head": 8.0,
-               "to": f"t{i % tanks}", "initial_run": True} for i in range(pumps)]
-    units += [{"type": "valve", "name": f"v{i}", "tank": f"t{i % tanks}", "cv": 3.0,
-               "initial_position": 50.0} for i in range(valves)]
+    units += [
+        {"type": "tank", "name": f"t{i}", "area": 1.0, "height": 3.0, "initial_level": 1.0}
+        for i in range(tanks)
+    ]
+    units += [
+        {
+            "type": "pump",
+            "name": f"p{i}",
+            "max_flow": 10.0,
+            "shutoff_head": 8.0,
+            "to": f"t{i % tanks}",
+            "initial_run": True,
+        }
+        for i in range(pumps)
+    ]
+    units += [
+        {
+            "type": "valve",
+            "name": f"v{i}",
+            "tank": f"t{i % tanks}",
+            "cv": 3.0,
+            "initial_position": 50.0,
+        }
+        for i in range(valves)
+    ]
     return Plant(PlantSpec.model_validate({"units": units}), np.random.default_rng(0))
 
 
@@ -58,13 +77,16 @@ def main() -> None:
     print(f"{'scenario':16} {'signals':>8} {'plant µs/step':>14} {'lab µs/step':>12}")
     for name in bundled_scenarios():
         lab = Lab(load_scenario(name))
-        plant_us = per_step_us(lambda: lab.plant.step(lab.dt), 2000)
+        plant_us = per_step_us(lambda lab=lab: lab.plant.step(lab.dt), 2000)
         lab_us = per_step_us(lab.step, 2000)
         print(f"{name:16} {len(lab.plant.signals):>8} {plant_us:>14.1f} {lab_us:>12.1f}")
     plant = synthetic_plant()
     us = per_step_us(lambda: plant.step(0.1), 2000)
     verdict = "ok" if us < 1000 else "TOO SLOW"
-    print(f"synthetic plant: {len(plant.signals)} signals, {us:.0f} µs/step (goal < 1000 µs: {verdict})")
+    print(
+        f"synthetic plant: {len(plant.signals)} signals, {us:.0f} µs/step "
+        f"(goal < 1000 µs: {verdict})"
+    )
     seconds = asyncio.run(bottling_hour())
     verdict = "ok" if seconds < 10 else "TOO SLOW"
     print(f"bottling line: 1 simulated hour in {seconds:.2f} s wall (goal < 10 s: {verdict})")

@@ -15,9 +15,9 @@ from devices.plant.plant import Plant
 from devices.plc.blocks import Block, TagValues, build_block
 from devices.sensors import Quality, SensorBank
 from simlab.errors import TagNotWritable, UnknownTag, ValueOutOfRange
+from simlab.scenario.checks import did_you_mean
 from simlab.scenario.devices import PlcSpec, SmartSensorSpec, TagSpec
 from simlab.scenario.plant import SignalDef
-from simlab.scenario.checks import did_you_mean
 from simlab.units import convert
 
 __all__ = ["Device", "TagValue"]

@@ -105,7 +105,8 @@ class SensorBank:
         quality = np.where(exceeded, Quality.UNCERTAIN, Quality.GOOD).astype(np.int8)
         value = np.where(
             self.resolution > 0,
-            np.round(clipped / np.where(self.resolution > 0, self.resolution, 1.0)) * self.resolution,
+            np.round(clipped / np.where(self.resolution > 0, self.resolution, 1.0))
+            * self.resolution,
             clipped,
         )
         value = np.where(self.is_bool, (true > 0.5).astype(np.float64), value)

@@ -42,19 +42,33 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     up = commands.add_parser("up", help="run a lab (the default scenario: water-tank)")
-    up.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO,
-                    help="bundled scenario name or path to a scenario.yaml")
-    up.add_argument("--headless", action="store_true",
-                    help="no terminal UI: print a summary and a heartbeat")
+    up.add_argument(
+        "scenario",
+        nargs="?",
+        default=DEFAULT_SCENARIO,
+        help="bundled scenario name or path to a scenario.yaml",
+    )
+    up.add_argument(
+        "--headless", action="store_true", help="no terminal UI: print a summary and a heartbeat"
+    )
     up.add_argument("--seed", type=int, help="override the scenario's seed")
     up.add_argument("--speed", type=float, help="simulated seconds per wall second (default 1)")
     up.add_argument("--duration", type=float, help="stop after this many simulated seconds")
-    up.add_argument("--virtual", action="store_true",
-                    help="virtual clock: run as fast as possible (needs --duration)")
-    up.add_argument("--every", type=float, default=1.0,
-                    help="simulated seconds between heartbeat lines (default 1)")
+    up.add_argument(
+        "--virtual",
+        action="store_true",
+        help="virtual clock: run as fast as possible (needs --duration)",
+    )
+    up.add_argument(
+        "--every",
+        type=float,
+        default=1.0,
+        help="simulated seconds between heartbeat lines (default 1)",
+    )
 
-    validate = commands.add_parser("validate", help="check scenario files; exit 1 if any is invalid")
+    validate = commands.add_parser(
+        "validate", help="check scenario files; exit 1 if any is invalid"
+    )
     validate.add_argument("files", nargs="+", metavar="FILE")
 
     commands.add_parser("schema", help="print the JSON Schema of scenario files")

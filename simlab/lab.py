@@ -37,7 +37,9 @@ _FAULT = TypeAdapter[FaultSpec](FaultSpec)
 class Lab:
     """A running scenario."""
 
-    def __init__(self, scenario: Scenario, *, clock: Clock | None = None, seed: int | None = None) -> None:
+    def __init__(
+        self, scenario: Scenario, *, clock: Clock | None = None, seed: int | None = None
+    ) -> None:
         self.scenario = scenario
         self.clock = clock or VirtualClock(scenario.epoch)
         self.seed = scenario.seed if seed is None else seed
@@ -47,7 +49,9 @@ class Lab:
         self.plant = Plant(scenario.plant, plant_rng)
         self.sensors = SensorBank(self._measured_tags(), sensor_rng)
         self.devices = {d.name: Device(d, self.plant, self.sensors) for d in scenario.devices}
-        self._scan_every = {name: max(1, round(d.scan_time / self.dt)) for name, d in self.devices.items()}
+        self._scan_every = {
+            name: max(1, round(d.scan_time / self.dt)) for name, d in self.devices.items()
+        }
         self.faults = FaultEngine(list(scenario.faults), self.plant, self.sensors)
         signals = self.plant.signals
         self.truth = TruthRecorder(signals.names, [d.unit for d in signals.definitions])
@@ -67,25 +71,32 @@ class Lab:
             for tag in device.tags:
                 if tag.signal:
                     definition = signals.definitions[signals.index[tag.signal]]
-                    measured.append(MeasuredTag(
-                        name=f"{device.name}.{tag.name}",
-                        signal_index=signals.index[tag.signal],
-                        signal_unit=definition.unit,
-                        tag_unit=tag.unit or definition.unit,
-                        is_bool=tag.type == "bool",
-                        sensor=tag.sensor,
-                    ))
+                    measured.append(
+                        MeasuredTag(
+                            name=f"{device.name}.{tag.name}",
+                            signal_index=signals.index[tag.signal],
+                            signal_unit=definition.unit,
+                            tag_unit=tag.unit or definition.unit,
+                            is_bool=tag.type == "bool",
+                            sensor=tag.sensor,
+                        )
+                    )
         return measured
 
     # --- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> Lab:
         if isinstance(self.clock, RealTimeClock):
-            self._runner = asyncio.create_task(self._run_realtime(), name=f"lab:{self.scenario.name}")
+            self._runner = asyncio.create_task(
+                self._run_realtime(), name=f"lab:{self.scenario.name}"
+            )
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self._runner is not None:
             self._runner.cancel()
@@ -145,7 +156,9 @@ class Lab:
     def _split(self, ref: str) -> tuple[Device, str]:
         device, _, tag = ref.partition(".")
         if not tag:
-            raise UnknownTag(f"{ref!r} is not a tag reference; write 'device.tag', e.g. 'plc1.level'")
+            raise UnknownTag(
+                f"{ref!r} is not a tag reference; write 'device.tag', e.g. 'plc1.level'"
+            )
         return self.device(device), tag
 
     def read(self, ref: str) -> TagValue:
@@ -177,8 +190,10 @@ class Lab:
                 raise FaultError(f"invalid fault: {where}: {first['msg']}") from None
         known_targets = {*self.plant.unit_types, *self.sensors.position}
         if fault.target not in known_targets:
-            raise FaultError(f"fault target {fault.target!r} does not exist. "
-                             f"{did_you_mean(fault.target, known_targets)}".strip())
+            raise FaultError(
+                f"fault target {fault.target!r} does not exist. "
+                f"{did_you_mean(fault.target, known_targets)}".strip()
+            )
         return self.faults.inject(fault, self.time)
 
     def clear_fault(self, fault_id: int) -> None:

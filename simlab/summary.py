@@ -34,13 +34,24 @@ def summary(lab: Lab) -> Group:
         loops.add_column(column)
     for spec in scenario.devices:
         device = lab.devices[spec.name]
-        identity = f"{spec.identity.manufacturer} {spec.identity.model} #{spec.identity.serial_number}"
-        devices.add_row(spec.name, spec.type, f"{spec.scan_time:g} s", str(len(spec.tags)), identity)
+        identity = (
+            f"{spec.identity.manufacturer} {spec.identity.model} #{spec.identity.serial_number}"
+        )
+        devices.add_row(
+            spec.name, spec.type, f"{spec.scan_time:g} s", str(len(spec.tags)), identity
+        )
         for tag in spec.tags:
             unit = device.unit(tag.name)
             access = "read/write" if tag.writable else "read"
             span = f"[{tag.range[0]:g}, {tag.range[1]:g}]" if tag.range else ""
-            tags.add_row(f"{spec.name}.{tag.name}", tag.type, unit if unit != "bool" else "", _binding(tag), access, span)
+            tags.add_row(
+                f"{spec.name}.{tag.name}",
+                tag.type,
+                unit if unit != "bool" else "",
+                _binding(tag),
+                access,
+                span,
+            )
         if isinstance(spec, PlcSpec):
             for block in spec.logic:
                 loops.add_row(spec.name, block.name, block.type, _acts_on(block))
@@ -72,6 +83,8 @@ def heartbeat(lab: Lab, refs: list[str]) -> str:
         value = device.tags[tag]
         unit = device.unit(tag) if isinstance(value, float) else ""
         text = f"{value:.3f}" if isinstance(value, float) else str(value)
-        mark = "" if device.quality[tag] == Quality.GOOD else f" ({device.quality[tag].name.lower()})"
+        mark = (
+            "" if device.quality[tag] == Quality.GOOD else f" ({device.quality[tag].name.lower()})"
+        )
         parts.append(f"{ref}={text}{(' ' + unit) if unit else ''}{mark}")
     return "  ".join(parts)

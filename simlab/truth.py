@@ -57,7 +57,9 @@ class TruthRecorder:
     def __len__(self) -> int:
         return max(len(self._chunks) - 1, 0) * CHUNK_ROWS + (self._rows if self._chunks else 0)
 
-    def window(self, signal: str, start: float = -np.inf, end: float = np.inf) -> tuple[FloatArray, FloatArray]:
+    def window(
+        self, signal: str, start: float = -np.inf, end: float = np.inf
+    ) -> tuple[FloatArray, FloatArray]:
         """Times and values of ``signal`` with ``start <= time <= end``."""
         column = self._column(signal)
         times, values = [], []

@@ -56,7 +56,9 @@ class SessionAudit:
         self.events: list[AuditEvent] = []
         self._ids = itertools.count(1)
 
-    def open(self, device: str, protocol: Protocol, peer: str, now: float, **security: str | None) -> int:
+    def open(
+        self, device: str, protocol: Protocol, peer: str, now: float, **security: str | None
+    ) -> int:
         """Record a new session; returns its id."""
         session_id = next(self._ids)
         session = Session(session_id, device, protocol, peer, now)
@@ -70,18 +72,37 @@ class SessionAudit:
         if session is not None and session.disconnected_at is None:
             session.disconnected_at = now
 
-    def record(self, session_id: int, now: float, kind: EventKind, target: str, *,
-               ok: bool = True, reason: str = "", **detail: object) -> None:
+    def record(
+        self,
+        session_id: int,
+        now: float,
+        kind: EventKind,
+        target: str,
+        *,
+        ok: bool = True,
+        reason: str = "",
+        **detail: object,
+    ) -> None:
         """Record an event of a session."""
         session = self.sessions[session_id]
-        self.events.append(AuditEvent(now, session_id, session.device, session.protocol, kind,
-                                      target, ok, reason, detail))
+        self.events.append(
+            AuditEvent(
+                now, session_id, session.device, session.protocol, kind, target, ok, reason, detail
+            )
+        )
 
-    def query(self, *, device: str | None = None, protocol: Protocol | None = None,
-              kind: EventKind | None = None, ok: bool | None = None) -> list[AuditEvent]:
+    def query(
+        self,
+        *,
+        device: str | None = None,
+        protocol: Protocol | None = None,
+        kind: EventKind | None = None,
+        ok: bool | None = None,
+    ) -> list[AuditEvent]:
         """Events matching every given filter."""
         return [
-            e for e in self.events
+            e
+            for e in self.events
             if (device is None or e.device == device)
             and (protocol is None or e.protocol == protocol)
             and (kind is None or e.kind == kind)

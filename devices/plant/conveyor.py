@@ -47,7 +47,9 @@ class Conveyor:
         self.i_rejected = index[f"{name}.rejected"]
         self.i_on_belt = index[f"{name}.items_on_belt"]
         self.i_present = [index[f"{name}.{s.name}_present"] for s in self.stations]
-        self.i_volume = {s.name: index[f"{name}.{s.name}_volume"] for s in self.stations if s.kind == "fill"}
+        self.i_volume = {
+            s.name: index[f"{name}.{s.name}_volume"] for s in self.stations if s.kind == "fill"
+        }
         table.values[self.i_cmd_run] = spec.initial_run
 
     def step(self, dt: float, v: FloatArray) -> None:

@@ -60,13 +60,17 @@ class MotorBank:
 
     def step(self, dt: float, v: FloatArray) -> None:
         run = (v[self.cmd_run] > 0.5) & ~self.tripped
-        target = np.where(run, np.clip(v[self.cmd_speed], 0.0, 100.0) / 100.0 * self.rated_speed, 0.0)
+        target = np.where(
+            run, np.clip(v[self.cmd_speed], 0.0, 100.0) / 100.0 * self.rated_speed, 0.0
+        )
         speed = v[self.speed]
         change = np.clip(target - speed, -self.accel * dt, self.accel * dt)
         speed = speed + change
         turning = speed > 1.0
         relative = speed / self.rated_speed
-        wear = np.minimum(v[self.bearing_wear] + np.where(turning, self.wear_rate * dt / 3600.0, 0.0), 1.0)
+        wear = np.minimum(
+            v[self.bearing_wear] + np.where(turning, self.wear_rate * dt / 3600.0, 0.0), 1.0
+        )
         steady = self.rated_current * (
             self.no_load + (1.0 - self.no_load) * self.load * relative + WEAR_CURRENT * wear
         )

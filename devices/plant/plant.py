@@ -38,8 +38,12 @@ class Plant:
         tanks = [u for u in units if isinstance(u, TankSpec)]
         tank_names = [t.name for t in tanks]
         self.tanks = TankBank(tanks, self.signals)
-        self.pumps = PumpBank([u for u in units if isinstance(u, PumpSpec)], self.signals, tank_names)
-        self.valves = ValveBank([u for u in units if isinstance(u, ValveSpec)], self.signals, tank_names)
+        self.pumps = PumpBank(
+            [u for u in units if isinstance(u, PumpSpec)], self.signals, tank_names
+        )
+        self.valves = ValveBank(
+            [u for u in units if isinstance(u, ValveSpec)], self.signals, tank_names
+        )
         self.thermals = ThermalBank(
             [u for u in units if isinstance(u, ThermalSpec)], self.signals, tank_names
         )

@@ -27,7 +27,9 @@ class PumpBank:
         self.static_head = np.array([s.static_head for s in specs])
         self.ramp = np.array([100.0 / s.spin_time if s.spin_time > 0 else np.inf for s in specs])
         self.tripped = np.zeros(len(specs), dtype=bool)
-        self.source = np.array([tanks.index(s.source) if s.source else -1 for s in specs], dtype=np.intp)
+        self.source = np.array(
+            [tanks.index(s.source) if s.source else -1 for s in specs], dtype=np.intp
+        )
         self.to = np.array([tanks.index(s.to) if s.to else -1 for s in specs], dtype=np.intp)
         for spec in specs:
             for signal in spec.signals():
@@ -63,4 +65,3 @@ class PumpBank:
 
     def flows_out_of(self, n_tanks: int, v: FloatArray) -> FloatArray:
         return sum_by_tank(self.source, v[self.flow], n_tanks)
-

@@ -18,7 +18,9 @@ class ValveBank:
         names = [s.name for s in specs]
         self.names = names
         self.cv = np.array([s.cv for s in specs])
-        self.rate = np.array([100.0 / s.travel_time if s.travel_time > 0 else np.inf for s in specs])
+        self.rate = np.array(
+            [100.0 / s.travel_time if s.travel_time > 0 else np.inf for s in specs]
+        )
         self.tank = np.array([tanks.index(s.tank) for s in specs], dtype=np.intp)
         self.to = np.array([tanks.index(s.to) if s.to else -1 for s in specs], dtype=np.intp)
         for spec in specs:

@@ -114,16 +114,16 @@ class PidBlock:
         error = self._sign * (sp - pv)
         slope = 0.0 if self._last_pv is None else (pv - self._last_pv) / dt
         self._last_pv = pv
-        proportional = spec.kp * (error - self._sign * spec.td * slope)  # kp * (e + D)
+        p_plus_d = spec.kp * (error - self._sign * spec.td * slope)  # kp * (e + D)
         if spec.enable is not None and not bool(tags[spec.enable]):
-            self._integral = self._clamp(float(tags[spec.out])) - proportional
+            self._integral = self._clamp(float(tags[spec.out])) - p_plus_d
             return
         step = spec.kp * error * dt / spec.ti if spec.ti > 0 else 0.0
         low, high = spec.out_range
-        raw = proportional + self._integral + step
+        raw = p_plus_d + self._integral + step
         if not ((raw > high and step > 0) or (raw < low and step < 0)):
             self._integral += step
-        tags[spec.out] = self._clamp(proportional + self._integral)
+        tags[spec.out] = self._clamp(p_plus_d + self._integral)
 
     def _clamp(self, value: float) -> float:
         low, high = self._spec.out_range

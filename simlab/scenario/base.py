@@ -42,5 +42,7 @@ def _ordered(pair: tuple[float, float]) -> tuple[float, float]:
 
 
 Range = Annotated[
-    tuple[float, float], AfterValidator(_ordered), Field(description="[low, high] in the tag's unit")
+    tuple[float, float],
+    AfterValidator(_ordered),
+    Field(description="[low, high] in the tag's unit"),
 ]

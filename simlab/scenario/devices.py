@@ -33,7 +33,15 @@ __all__ = [
 
 ModbusType = Literal["bool", "int16", "uint16", "int32", "uint32", "float32", "float64", "string"]
 
-_REGISTERS = {"bool": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "float64": 4}
+_REGISTERS = {
+    "bool": 1,
+    "int16": 1,
+    "uint16": 1,
+    "int32": 2,
+    "uint32": 2,
+    "float32": 2,
+    "float64": 4,
+}
 
 
 def register_count(data_type: str, length: int) -> int:
@@ -80,7 +88,9 @@ class ModbusTagSpec(Spec):
 class OpcUaTagSpec(Spec):
     """Where a tag appears in the device's OPC UA address space."""
 
-    folder: str | None = Field(None, description="folder path under the device, e.g. 'Level/Sensors'")
+    folder: str | None = Field(
+        None, description="folder path under the device, e.g. 'Level/Sensors'"
+    )
     browse_name: str | None = Field(None, description="default: the tag name")
 
 
@@ -172,7 +182,11 @@ class PidSpec(Spec):
     direction: Literal["reverse", "direct"] = Field(
         "reverse", description="reverse: output rises when pv is below sp"
     )
-    enable: Name | None = Field(None, description="bool tag; when false the output holds at low")
+    enable: Name | None = Field(
+        None,
+        description="bool tag: false = manual, the output is left to the operator and the "
+        "PID tracks it for a bumpless return to automatic",
+    )
 
 
 class HysteresisSpec(Spec):

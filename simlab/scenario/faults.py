@@ -16,17 +16,15 @@ from simlab.scenario.base import Spec
 __all__ = [
     "ENDPOINT_FAULT_KINDS",
     "PLANT_FAULT_UNIT_TYPES",
-    "CommLossFault",
-    "ExceptionFault",
-    "FrozenFault",
-    "LatencyFault",
-    "WordSwapFault",
-    "WrongUnitIdFault",
     "SENSOR_FAULT_KINDS",
     "BearingWearFault",
+    "CommLossFault",
     "DriftFault",
+    "ExceptionFault",
     "FaultSpec",
+    "FrozenFault",
     "JamFault",
+    "LatencyFault",
     "LeakFault",
     "NanFault",
     "NoiseBurstFault",
@@ -35,6 +33,8 @@ __all__ = [
     "SpikeFault",
     "StuckFault",
     "TripFault",
+    "WordSwapFault",
+    "WrongUnitIdFault",
 ]
 
 

@@ -29,7 +29,9 @@ class ClockSpec(Spec):
 class TruthSpec(Spec):
     """What the truth recorder keeps."""
 
-    interval: PositiveFloat | None = Field(None, description="s between samples (default: every step)")
+    interval: PositiveFloat | None = Field(
+        None, description="s between samples (default: every step)"
+    )
 
 
 class Scenario(Spec):

@@ -38,7 +38,9 @@ class SignalDef:
     description: str
 
 
-def _sig(name: str, unit: str, description: str, kind: Literal["input", "state"] = "state") -> SignalDef:
+def _sig(
+    name: str, unit: str, description: str, kind: Literal["input", "state"] = "state"
+) -> SignalDef:
     return SignalDef(name, unit, kind, description)
 
 
@@ -177,18 +179,26 @@ class MotorSpec(Spec):
     name: Name
     rated_speed: PositiveFloat = Field(1480.0, description="rpm")
     rated_current: PositiveFloat = Field(30.0, description="A")
-    no_load_current: float = Field(0.35, gt=0, lt=1, description="share of rated current at no load")
+    no_load_current: float = Field(
+        0.35, gt=0, lt=1, description="share of rated current at no load"
+    )
     load: float = Field(70.0, ge=0, le=150, description="mechanical load, % of rated")
     accel_time: float = Field(3.0, ge=0, description="time from stop to rated speed, s")
     thermal_time_constant: PositiveFloat = Field(600.0, description="winding heating, s")
     rated_temperature_rise: PositiveFloat = Field(60.0, description="winding rise at rated load, K")
     ambient: float = Field(25.0, description="degC")
-    base_vibration: float = Field(1.2, ge=0, description="vibration of a healthy machine at rated speed, mm/s")
-    wear_vibration: float = Field(8.0, ge=0, description="added vibration at full bearing wear, mm/s")
+    base_vibration: float = Field(
+        1.2, ge=0, description="vibration of a healthy machine at rated speed, mm/s"
+    )
+    wear_vibration: float = Field(
+        8.0, ge=0, description="added vibration at full bearing wear, mm/s"
+    )
     initial_wear: float = Field(0.0, ge=0, le=1, description="bearing wear at t=0, 0..1")
     initial_run: bool = False
     initial_speed: float = Field(100.0, ge=0, le=100)
-    pump: Name | None = Field(None, description="pump on this motor's shaft: it turns with the motor")
+    pump: Name | None = Field(
+        None, description="pump on this motor's shaft: it turns with the motor"
+    )
 
     def signals(self) -> list[SignalDef]:
         return [

@@ -24,10 +24,23 @@ TANK = {"type": "tank", "name": "tank", "area": 2.0, "height": 3.0, "initial_lev
 def test_tank_mass_balance_matches_integrated_flows() -> None:
     p = plant(
         TANK,
-        {"type": "pump", "name": "pump", "max_flow": 20.0, "shutoff_head": 10.0, "to": "tank",
-         "spin_time": 0.0, "initial_run": True},
-        {"type": "valve", "name": "valve", "tank": "tank", "cv": 5.0, "travel_time": 0.0,
-         "initial_position": 40.0},
+        {
+            "type": "pump",
+            "name": "pump",
+            "max_flow": 20.0,
+            "shutoff_head": 10.0,
+            "to": "tank",
+            "spin_time": 0.0,
+            "initial_run": True,
+        },
+        {
+            "type": "valve",
+            "name": "valve",
+            "tank": "tank",
+            "cv": 5.0,
+            "travel_time": 0.0,
+            "initial_position": 40.0,
+        },
     )
     v = p.values
     net_volume = 0.0
@@ -39,16 +52,34 @@ def test_tank_mass_balance_matches_integrated_flows() -> None:
 
 
 def test_valve_flow_follows_square_root_of_level() -> None:
-    p = plant(TANK, {"type": "valve", "name": "valve", "tank": "tank", "cv": 6.0,
-                     "travel_time": 0.0, "initial_position": 50.0})
+    p = plant(
+        TANK,
+        {
+            "type": "valve",
+            "name": "valve",
+            "tank": "tank",
+            "cv": 6.0,
+            "travel_time": 0.0,
+            "initial_position": 50.0,
+        },
+    )
     p.step(0.1)
     level = p.values[p.index("tank.level")]
     assert p.values[p.index("valve.flow")] == pytest.approx(6.0 * 0.5 * np.sqrt(level), rel=1e-3)
 
 
 def test_valve_moves_at_its_travel_rate() -> None:
-    p = plant(TANK, {"type": "valve", "name": "valve", "tank": "tank", "cv": 1.0,
-                     "travel_time": 10.0, "initial_position": 0.0})
+    p = plant(
+        TANK,
+        {
+            "type": "valve",
+            "name": "valve",
+            "tank": "tank",
+            "cv": 1.0,
+            "travel_time": 10.0,
+            "initial_position": 0.0,
+        },
+    )
     p.values[p.index("valve.cmd_position")] = 100.0
     run(p, 5.0)
     assert p.values[p.index("valve.position")] == pytest.approx(50.0)
@@ -57,26 +88,54 @@ def test_valve_moves_at_its_travel_rate() -> None:
 
 
 def test_tank_drains_to_empty_and_never_below() -> None:
-    p = plant({**TANK, "initial_level": 0.05},
-              {"type": "valve", "name": "valve", "tank": "tank", "cv": 50.0, "travel_time": 0.0,
-               "initial_position": 100.0})
+    p = plant(
+        {**TANK, "initial_level": 0.05},
+        {
+            "type": "valve",
+            "name": "valve",
+            "tank": "tank",
+            "cv": 50.0,
+            "travel_time": 0.0,
+            "initial_position": 100.0,
+        },
+    )
     run(p, 120)
     assert p.values[p.index("tank.level")] == 0.0
     assert p.values[p.index("valve.flow")] == 0.0
 
 
 def test_tank_overflows_at_its_height() -> None:
-    p = plant({**TANK, "initial_level": 2.99},
-              {"type": "pump", "name": "pump", "max_flow": 100.0, "shutoff_head": 50.0,
-               "to": "tank", "spin_time": 0.0, "initial_run": True})
+    p = plant(
+        {**TANK, "initial_level": 2.99},
+        {
+            "type": "pump",
+            "name": "pump",
+            "max_flow": 100.0,
+            "shutoff_head": 50.0,
+            "to": "tank",
+            "spin_time": 0.0,
+            "initial_run": True,
+        },
+    )
     run(p, 60)
     assert p.values[p.index("tank.level")] == pytest.approx(3.0)
     assert p.values[p.index("tank.overflowing")] == 1.0
 
 
 def test_pump_curve_and_affinity_law() -> None:
-    p = plant(TANK, {"type": "pump", "name": "pump", "max_flow": 20.0, "shutoff_head": 10.0,
-                     "static_head": 2.0, "to": "tank", "spin_time": 0.0, "initial_run": True})
+    p = plant(
+        TANK,
+        {
+            "type": "pump",
+            "name": "pump",
+            "max_flow": 20.0,
+            "shutoff_head": 10.0,
+            "static_head": 2.0,
+            "to": "tank",
+            "spin_time": 0.0,
+            "initial_run": True,
+        },
+    )
     p.step(0.1)
     head = 2.0 + p.values[p.index("tank.level")]
     flow = p.values[p.index("pump.flow")]
@@ -87,10 +146,20 @@ def test_pump_curve_and_affinity_law() -> None:
 
 
 def test_pump_ramps_counts_run_hours_and_stops_dry() -> None:
-    p = plant({**TANK, "initial_level": 0.01},
-              {"type": "tank", "name": "upper", "area": 1.0, "height": 5.0},
-              {"type": "pump", "name": "pump", "max_flow": 30.0, "shutoff_head": 20.0,
-               "source": "tank", "to": "upper", "spin_time": 4.0, "initial_run": True})
+    p = plant(
+        {**TANK, "initial_level": 0.01},
+        {"type": "tank", "name": "upper", "area": 1.0, "height": 5.0},
+        {
+            "type": "pump",
+            "name": "pump",
+            "max_flow": 30.0,
+            "shutoff_head": 20.0,
+            "source": "tank",
+            "to": "upper",
+            "spin_time": 4.0,
+            "initial_run": True,
+        },
+    )
     run(p, 2.0)
     assert p.values[p.index("pump.speed")] == pytest.approx(50.0)
     run(p, 1800.0, dt=1.0)
@@ -100,8 +169,17 @@ def test_pump_ramps_counts_run_hours_and_stops_dry() -> None:
 
 
 def test_heater_reaches_steady_state_of_heat_balance() -> None:
-    p = plant({"type": "thermal", "name": "heat", "mass": 20.0, "heater_power": 1.0,
-               "loss_coefficient": 50.0, "ambient": 20.0, "initial_temperature": 20.0})
+    p = plant(
+        {
+            "type": "thermal",
+            "name": "heat",
+            "mass": 20.0,
+            "heater_power": 1.0,
+            "loss_coefficient": 50.0,
+            "ambient": 20.0,
+            "initial_temperature": 20.0,
+        }
+    )
     p.values[p.index("heat.cmd_heater")] = 100.0
     run(p, 20_000, dt=1.0)  # time constant m·cp/UA ≈ 1,674 s
     # P = UA·ΔT ⇒ ΔT = 1000 W / 50 W/K = 20 K
@@ -109,11 +187,26 @@ def test_heater_reaches_steady_state_of_heat_balance() -> None:
 
 
 def test_inflow_mixing_cools_the_tank() -> None:
-    p = plant(TANK,
-              {"type": "pump", "name": "pump", "max_flow": 20.0, "shutoff_head": 10.0,
-               "to": "tank", "spin_time": 0.0, "initial_run": True},
-              {"type": "thermal", "name": "heat", "tank": "tank", "loss_coefficient": 0.0,
-               "inlet_temperature": 10.0, "initial_temperature": 50.0})
+    p = plant(
+        TANK,
+        {
+            "type": "pump",
+            "name": "pump",
+            "max_flow": 20.0,
+            "shutoff_head": 10.0,
+            "to": "tank",
+            "spin_time": 0.0,
+            "initial_run": True,
+        },
+        {
+            "type": "thermal",
+            "name": "heat",
+            "tank": "tank",
+            "loss_coefficient": 0.0,
+            "inlet_temperature": 10.0,
+            "initial_temperature": 50.0,
+        },
+    )
     run(p, 600)
     temperature = p.values[p.index("heat.temperature")]
     volume = p.values[p.index("tank.volume")]
@@ -123,8 +216,9 @@ def test_inflow_mixing_cools_the_tank() -> None:
 
 def test_motor_accelerates_heats_and_vibrates_more_when_worn() -> None:
     healthy = plant({"type": "motor", "name": "m", "accel_time": 2.0, "initial_run": True})
-    worn = plant({"type": "motor", "name": "m", "accel_time": 2.0, "initial_run": True,
-                  "initial_wear": 0.8})
+    worn = plant(
+        {"type": "motor", "name": "m", "accel_time": 2.0, "initial_run": True, "initial_wear": 0.8}
+    )
     run(healthy, 1.0)
     assert healthy.values[healthy.index("m.speed")] == pytest.approx(740.0)
     assert healthy.values[healthy.index("m.current")] == pytest.approx(75.0)  # inrush 2.5×
@@ -138,18 +232,36 @@ def test_motor_accelerates_heats_and_vibrates_more_when_worn() -> None:
 
 
 def test_motor_turns_the_pump_on_its_shaft() -> None:
-    p = plant(TANK,
-              {"type": "pump", "name": "pump", "max_flow": 20.0, "shutoff_head": 10.0,
-               "to": "tank", "spin_time": 0.0},
-              {"type": "motor", "name": "m", "pump": "pump", "accel_time": 0.0,
-               "initial_run": True, "initial_speed": 80.0})
+    p = plant(
+        TANK,
+        {
+            "type": "pump",
+            "name": "pump",
+            "max_flow": 20.0,
+            "shutoff_head": 10.0,
+            "to": "tank",
+            "spin_time": 0.0,
+        },
+        {
+            "type": "motor",
+            "name": "m",
+            "pump": "pump",
+            "accel_time": 0.0,
+            "initial_run": True,
+            "initial_speed": 80.0,
+        },
+    )
     run(p, 1.0)
     assert p.values[p.index("pump.speed")] == pytest.approx(80.0)
     assert p.values[p.index("pump.flow")] > 0
 
 
 BELT = {
-    "type": "conveyor", "name": "belt", "length": 3.0, "speed": 0.5, "infeed_rate": 30,
+    "type": "conveyor",
+    "name": "belt",
+    "length": 3.0,
+    "speed": 0.5,
+    "infeed_rate": 30,
     "initial_run": True,
     "stations": [
         {"name": "eye", "position": 0.5},

@@ -6,17 +6,21 @@ import math
 
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
 
 from devices.sensors import MeasuredTag, Quality, SensorBank
 from simlab.scenario.devices import SensorSpec
 from simlab.scenario.faults import FaultSpec
-from pydantic import TypeAdapter
 
 FAULT = TypeAdapter[FaultSpec](FaultSpec)
 
 
-def bank(sensor: dict[str, object] | None = None, unit: str = "m", tag_unit: str = "m",
-         is_bool: bool = False) -> SensorBank:
+def bank(
+    sensor: dict[str, object] | None = None,
+    unit: str = "m",
+    tag_unit: str = "m",
+    is_bool: bool = False,
+) -> SensorBank:
     spec = SensorSpec.model_validate(sensor) if sensor is not None else None
     tag = MeasuredTag("plc.x", 0, unit, tag_unit, is_bool, spec)
     return SensorBank([tag], np.random.default_rng(1))
