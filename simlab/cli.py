@@ -93,8 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             case _:
                 _parser().print_help()
                 return 0
+    except ScenarioError as error:  # its problems already read "file:line: error: ..."
+        err.print(str(error), markup=False, soft_wrap=True)
+        return 1
     except SimlabError as error:
-        err.print(f"[red]error:[/] {error}", markup=True, soft_wrap=True)
+        err.print(f"error: {error}", markup=False, soft_wrap=True)
         return 1
 
 

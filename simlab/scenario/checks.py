@@ -91,7 +91,8 @@ def _check_plant(scenario: Scenario) -> Iterator[Finding]:
                 continue
             if ref not in types:
                 tanks = [n for n, t in types.items() if t == "tank"]
-                yield Finding((*loc, field), f"unit {ref!r} does not exist", _unknown("tanks", ref, tanks))
+                yield Finding((*loc, field), f"unit {ref!r} does not exist",
+                              _unknown("tanks", ref, tanks))
             elif types[ref] != "tank":
                 yield Finding(
                     (*loc, field),
@@ -100,14 +101,16 @@ def _check_plant(scenario: Scenario) -> Iterator[Finding]:
                 )
         if unit.type == "motor" and unit.pump is not None and types.get(unit.pump) != "pump":
             pumps = [n for n, t in types.items() if t == "pump"]
-            yield Finding((*loc, "pump"), f"{unit.pump!r} is not a pump of this plant", _unknown("pumps", unit.pump, pumps))
+            yield Finding((*loc, "pump"), f"{unit.pump!r} is not a pump of this plant",
+                          _unknown("pumps", unit.pump, pumps))
         if unit.type == "conveyor":
             yield from _duplicates([s.name for s in unit.stations], (*loc, "stations"), "station")
             for s_index, station in enumerate(unit.stations):
                 if station.position > unit.length:
                     yield Finding(
                         (*loc, "stations", s_index, "position"),
-                        f"station at {station.position} m lies beyond the belt's end ({unit.length} m)",
+                        f"station at {station.position} m lies beyond the belt's end "
+                        f"({unit.length} m)",
                         "place stations between 0 and the conveyor's length",
                     )
         if unit.type == "tank" and unit.initial_level > unit.height:
@@ -124,7 +127,8 @@ def _signal_ref(
     if ref not in catalogue:
         unit_name = ref.split(".", 1)[0]
         in_unit = [s for s in catalogue if s.startswith(unit_name + ".")]
-        yield Finding(loc, f"plant signal {ref!r} does not exist", _unknown("signals", ref, in_unit or catalogue))
+        yield Finding(loc, f"plant signal {ref!r} does not exist",
+                      _unknown("signals", ref, in_unit or catalogue))
     elif want_input and catalogue[ref].kind != "input":
         inputs = [n for n, s in catalogue.items() if s.kind == "input"]
         yield Finding(
@@ -138,7 +142,8 @@ def _check_tag(tag: TagSpec, loc: Loc, catalogue: dict[str, SignalDef]) -> Itera
     ref = tag.signal or tag.drives
     if ref is None:
         if tag.unit and tag.type == "bool" and UNITS[tag.unit].dimension != "boolean":
-            yield Finding((*loc, "unit"), "a bool tag cannot carry a unit", "remove 'unit' or use unit 'bool'")
+            yield Finding((*loc, "unit"), "a bool tag cannot carry a unit",
+                          "remove 'unit' or use unit 'bool'")
         return
     field = "signal" if tag.signal else "drives"
     found = list(_signal_ref(ref, (*loc, field), catalogue, want_input=bool(tag.drives)))
@@ -147,7 +152,7 @@ def _check_tag(tag: TagSpec, loc: Loc, catalogue: dict[str, SignalDef]) -> Itera
         return
     signal = catalogue[ref]
     is_bool_signal = signal.unit == "bool"
-    if is_bool_signal != (tag.type == "bool"):
+    if tag.type == "string" or is_bool_signal != (tag.type == "bool"):
         want = "bool" if is_bool_signal else "float or int"
         yield Finding(
             (*loc, "type"),
@@ -211,19 +216,26 @@ def _check_block_types(block: object, loc: Loc, tags: dict[str, TagSpec]) -> Ite
     elif isinstance(block, PidSpec):
         wants_bool = ("enable",)
     elif isinstance(block, PackMLSpec):
-        wants_bool = ("start", "stop", "reset", "hold", "unhold", "abort", "clear", "execute_output")
+        wants_bool = ("start", "stop", "reset", "hold", "unhold", "abort", "clear",
+                      "execute_output")
     for field in wants_bool:
         name = getattr(block, field)
         if name in tags and tags[name].type != "bool":
-            yield Finding((*loc, field), f"{field} tag {name!r} must be of type bool, not {tags[name].type}",
+            yield Finding((*loc, field),
+                          f"{field} tag {name!r} must be of type bool, not {tags[name].type}",
                           f"declare {name!r} with 'type: bool'")
 
 
 def _check_devices(scenario: Scenario) -> Iterator[Finding]:
     catalogue = scenario.plant.signal_catalogue()
     yield from _duplicates([d.name for d in scenario.devices], ("devices",), "device")
-    drivers: dict[str, Loc] = {}
-    coupled = {f"{u.pump}.{s}" for u in scenario.plant.units if u.type == "motor" and u.pump for s in ("cmd_run", "cmd_speed")}
+    drivers: dict[str, str] = {}  # plant input -> 'device.tag' driving it
+    coupled = {
+        f"{u.pump}.{s}"
+        for u in scenario.plant.units
+        if u.type == "motor" and u.pump
+        for s in ("cmd_run", "cmd_speed")
+    }
     for d_index, device in enumerate(scenario.devices):
         loc: Loc = ("devices", d_index)
         yield from _duplicates([t.name for t in device.tags], (*loc, "tags"), "tag")
@@ -232,17 +244,24 @@ def _check_devices(scenario: Scenario) -> Iterator[Finding]:
             yield from _check_tag(tag, t_loc, catalogue)
             if tag.drives:
                 if tag.drives in coupled:
-                    yield Finding((*t_loc, "drives"), f"{tag.drives!r} follows the motor on the pump's shaft",
+                    yield Finding((*t_loc, "drives"),
+                                  f"{tag.drives!r} follows the motor on the pump's shaft",
                                   "drive the motor's cmd_run/cmd_speed instead")
                 if tag.drives in drivers:
-                    yield Finding((*t_loc, "drives"), f"plant input {tag.drives!r} is driven by two tags",
+                    yield Finding((*t_loc, "drives"),
+                                  f"plant input {tag.drives!r} is driven by two tags "
+                                  f"(also by {drivers[tag.drives]!r})",
                                   "let one tag drive each plant input")
-                drivers[tag.drives] = t_loc
+                drivers.setdefault(tag.drives, f"{device.name}.{tag.name}")
             if tag.modbus and not device.modbus:
-                yield Finding((*t_loc, "modbus"), f"tag has a Modbus address but device {device.name!r} has no 'modbus:' server",
+                yield Finding((*t_loc, "modbus"),
+                              f"tag has a Modbus address but device {device.name!r} has no "
+                              "'modbus:' server",
                               "add 'modbus: {port: 5020}' to the device")
             if tag.opcua and not device.opcua:
-                yield Finding((*t_loc, "opcua"), f"tag has OPC UA settings but device {device.name!r} has no 'opcua:' server",
+                yield Finding((*t_loc, "opcua"),
+                              f"tag has OPC UA settings but device {device.name!r} has no "
+                              "'opcua:' server",
                               "add 'opcua: {port: 4840}' to the device")
         yield from _check_modbus_overlaps(device.tags, loc)
         if isinstance(device, PlcSpec):
@@ -264,7 +283,8 @@ def _check_modbus_overlaps(tags: list[TagSpec], loc: Loc) -> Iterator[Finding]:
             if other:
                 yield Finding((*loc, "tags", index, "modbus", "address"),
                               f"{m.table} {address} is already used by tag {other!r}",
-                              f"a {m.type} takes {m.registers()} register(s): move one of the tags")
+                              f"a {m.type} takes {m.registers()} register(s): "
+                              "move one of the tags")
                 break
             taken[(m.table, address)] = tag.name
 
@@ -276,29 +296,41 @@ def _check_faults(scenario: Scenario) -> Iterator[Finding]:
         loc: Loc = ("faults", index, "target")
         if fault.kind in SENSOR_FAULT_KINDS:
             if fault.target not in sensor_tags:
-                yield Finding(loc, f"{fault.kind} fault needs a measured tag 'device.tag'; {fault.target!r} is not one",
+                yield Finding(loc,
+                              f"{fault.kind} fault needs a measured tag 'device.tag'; "
+                              f"{fault.target!r} is not one",
                               _unknown("measured tags", fault.target, sensor_tags))
             continue
         if fault.kind in ENDPOINT_FAULT_KINDS:
             devices = {d.name: d for d in scenario.devices}
             if fault.target not in devices:
-                yield Finding(loc, f"{fault.kind} fault needs a device name; {fault.target!r} is not one",
+                yield Finding(loc,
+                              f"{fault.kind} fault needs a device name; "
+                              f"{fault.target!r} is not one",
                               _unknown("devices", fault.target, devices))
             elif not (devices[fault.target].modbus or devices[fault.target].opcua):
-                yield Finding(loc, f"device {fault.target!r} has no endpoint for a {fault.kind} fault",
+                yield Finding(loc,
+                              f"device {fault.target!r} has no endpoint for a {fault.kind} fault",
                               "give the device a 'modbus:' or 'opcua:' server")
             continue
-        allowed = PLANT_FAULT_UNIT_TYPES[fault.kind]
+        allowed = PLANT_FAULT_UNIT_TYPES.get(fault.kind)
+        if allowed is None:
+            continue  # a kind this check does not know (yet): nothing to cross-check
         if fault.target not in units:
+            fitting = [n for n, t in units.items() if t in allowed]
             yield Finding(loc, f"unit {fault.target!r} does not exist",
-                          _unknown("units", fault.target, [n for n, t in units.items() if t in allowed]))
+                          _unknown("units", fault.target, fitting))
         elif units[fault.target] not in allowed:
+            fitting = [n for n, t in units.items() if t in allowed]
             yield Finding(loc, f"a {fault.kind} fault acts on a {' or '.join(allowed)}, "
-                          f"but {fault.target!r} is a {units[fault.target]}", "target a unit of the right type")
+                          f"but {fault.target!r} is a {units[fault.target]}",
+                          f"target a {' or '.join(allowed)}: "
+                          f"{', '.join(fitting) or 'this plant has none'}")
 
 
 def _check_watch(scenario: Scenario) -> Iterator[Finding]:
     tags = {f"{d.name}.{t.name}" for d in scenario.devices for t in d.tags}
     for index, ref in enumerate(scenario.watch):
         if ref not in tags:
-            yield Finding(("watch", index), f"tag {ref!r} does not exist", _unknown("tags", ref, tags))
+            yield Finding(("watch", index), f"tag {ref!r} does not exist",
+                          _unknown("tags", ref, tags))

@@ -190,6 +190,9 @@ def _yaml_problem(err: yaml.MarkedYAMLError, filename: str) -> Problem:
     elif "mapping values are not allowed" in message:
         hint = ("a value that contains ': ' must be quoted; otherwise check the indentation "
                 "of this line and the one above")
+    elif "expected <block end>" in message or "expected <document start>" in message:
+        hint = ("this line is indented differently from the lines above it: keys of one "
+                "mapping and items of one list must line up")
     elif "flow sequence" in message or "flow mapping" in message:
         hint = "close every '[' with ']' and every '{' with '}', and separate items with ','"
     elif "cannot read the value" in message:
