@@ -195,6 +195,12 @@ def _yaml_problem(err: yaml.MarkedYAMLError, filename: str) -> Problem:
                 "mapping and items of one list must line up")
     elif "flow sequence" in message or "flow mapping" in message:
         hint = "close every '[' with ']' and every '{' with '}', and separate items with ','"
+    elif "single document" in message:
+        hint = "a scenario file holds one YAML document: remove the second '---' and what follows"
+    elif "undefined alias" in message:
+        hint = "define the anchor ('&name') before the alias ('*name') that repeats it"
+    elif "could not determine a constructor" in message:
+        hint = "scenario files use plain YAML values: remove the '!' tag"
     elif "cannot read the value" in message:
         hint = "write the value in quotes if it is meant as text, or fix its format"
     return Problem(f"not valid YAML: {message}", file=filename, line=line, column=column,
@@ -261,14 +267,18 @@ def _walk(node: yaml.Node, loc: Loc, walk: _Walk) -> None:
             key_loc: Loc = (*loc, key)
             if key in seen:
                 walk.duplicates.append(Problem(
-                    f"key {key!r} appears twice in the same mapping", path=format_path(key_loc),
+                    f"key {key!r} appears twice in the same mapping",
+                    path=format_path((*loc, str(key))),
                     file=walk.filename, line=key_node.start_mark.line + 1,
                     column=key_node.start_mark.column + 1,
                     hint="keep one of them (YAML would silently use the last one)",
                 ))
             seen.add(key)
             _walk(value_node, key_loc, walk)
-            walk.positions[key_loc] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            key_at = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            walk.positions[key_loc] = key_at
+            if not isinstance(key, str):  # pydantic names some odd keys by their text
+                walk.positions.setdefault((*loc, str(key)), key_at)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk(item, (*loc, index), walk)
@@ -281,7 +291,8 @@ def format_path(loc: Loc) -> str:
     """``('devices', 2, 'tags', 5, 'signal')`` → ``devices[2].tags[5].signal``."""
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        index = isinstance(part, int) and not isinstance(part, bool)
+        text += f"[{part}]" if index else (f".{part}" if text else str(part))
     return text
 
 
