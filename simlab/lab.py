@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from devices.device import Device, TagValue
+from devices.endpoints.audit import SessionAudit
 from devices.faults import FaultEngine
 from devices.plant.plant import Plant
 from devices.sensors import MeasuredTag, Quality, SensorBank
 from simlab.clock import Clock, RealTimeClock, VirtualClock
+from simlab.addresses import EndpointAddress, plan_ports
 from simlab.errors import FaultError, LabError, UnknownTag
 from simlab.scenario.checks import did_you_mean
 from simlab.scenario.faults import FaultSpec
@@ -28,7 +32,10 @@ from simlab.scenario.loader import format_path
 from simlab.scenario.model import Scenario
 from simlab.truth import TruthRecorder
 
-__all__ = ["Lab"]
+if TYPE_CHECKING:
+    from simlab.endpoints import EndpointSet
+
+__all__ = ["Lab", "default_state_dir"]
 
 YIELD_EVERY = 16  # steps between yields to the event loop on a virtual clock
 _FAULT = TypeAdapter[FaultSpec](FaultSpec)
@@ -38,8 +45,18 @@ class Lab:
     """A running scenario."""
 
     def __init__(
-        self, scenario: Scenario, *, clock: Clock | None = None, seed: int | None = None
+        self,
+        scenario: Scenario,
+        *,
+        clock: Clock | None = None,
+        seed: int | None = None,
+        serve: bool = False,
+        host: str = "127.0.0.1",
+        port_offset: int = 0,
+        auto_ports: bool = False,
+        state_dir: Path | None = None,
     ) -> None:
+        """``serve`` starts the devices' OPC UA and Modbus endpoints with the lab."""
         self.scenario = scenario
         self.clock = clock or VirtualClock(scenario.epoch)
         self.seed = scenario.seed if seed is None else seed
@@ -58,6 +75,15 @@ class Lab:
         interval = scenario.truth.interval
         self._record_every = max(1, round(interval / self.dt)) if interval else 1
         self._runner: asyncio.Task[None] | None = None
+        self.audit = SessionAudit()
+        self.serve = serve
+        self.host = host
+        self.state_dir = state_dir or default_state_dir(scenario.name)
+        self.ports = (
+            plan_ports(scenario, host=host, offset=port_offset, auto=auto_ports) if serve else {}
+        )
+        self.endpoints: EndpointSet | None = None  # set while serving
+        self.faults.endpoint_hook = self._endpoint_fault
         self.faults.update(0.0)
         self.sensors.step(self.dt, self.plant.values)
         for device in self.devices.values():
@@ -86,6 +112,20 @@ class Lab:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> Lab:
+        if self.serve:
+            from simlab.endpoints import EndpointSet  # noqa: PLC0415 - protocol stacks only when serving
+
+            endpoints = EndpointSet(
+                self.devices,
+                host=self.host,
+                ports=self.ports,
+                audit=self.audit,
+                clock=self.clock,
+                now=lambda: self.time,
+                state_dir=self.state_dir,
+            )
+            self.endpoints = await endpoints.__aenter__()
+            endpoints.write_map(self.endpoint_map_path)
         if isinstance(self.clock, RealTimeClock):
             self._runner = asyncio.create_task(
                 self._run_realtime(), name=f"lab:{self.scenario.name}"
@@ -103,6 +143,9 @@ class Lab:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
             self._runner = None
+        if self.endpoints is not None:
+            await self.endpoints.__aexit__(exc_type, exc, tb)
+            self.endpoints = None
 
     async def _run_realtime(self) -> None:
         while True:
@@ -128,6 +171,8 @@ class Lab:
         for name, device in self.devices.items():
             if self.steps % self._scan_every[name] == 0:
                 device.scan()
+                if self.endpoints is not None:
+                    self.endpoints.after_scan(name)
         if self.steps % self._record_every == 0:
             self.truth.record(now, self.plant.values)
 
@@ -144,6 +189,25 @@ class Lab:
             self.step()
             if self.steps % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+
+    # --- endpoints ------------------------------------------------------------------------
+
+    @property
+    def endpoint_map_path(self) -> Path:
+        """Where the endpoint map JSON is written while the lab serves."""
+        return self.state_dir / "endpoints.json"
+
+    def addresses(self) -> list[EndpointAddress]:
+        """Every endpoint of the running lab (empty when it does not serve)."""
+        return self.endpoints.addresses() if self.endpoints is not None else []
+
+    def _endpoint_fault(self, fault: FaultSpec, on: bool) -> None:
+        if self.endpoints is not None:
+            self.endpoints.apply_fault(fault, on)
+        elif on:
+            reason = "the lab serves no endpoints"
+            self.truth.note(self.time, "fault_ignored", kind=fault.kind, target=fault.target,
+                            reason=reason)
 
     # --- tags -----------------------------------------------------------------------------
 
@@ -199,3 +263,9 @@ class Lab:
     def clear_fault(self, fault_id: int) -> None:
         """End a fault started live or by the timeline (see ``lab.faults.active``)."""
         self.faults.clear(fault_id, self.time)
+
+
+def default_state_dir(scenario_name: str) -> Path:
+    """``$XDG_STATE_HOME/simlab/<scenario>`` (``~/.local/state/simlab/<scenario>``)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "simlab" / scenario_name

@@ -152,11 +152,20 @@ class OpcUaDeviceSpec(Spec):
     port: int = Field(4840, ge=1, le=65535)
     namespace: str = Field("urn:simlab", description="namespace URI of the device's nodes")
     security: list[Literal["None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt"]] = Field(
-        default_factory=lambda: ["None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt"]
+        default_factory=lambda: ["None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt"],
+        min_length=1,
+        description="endpoints offered; the Basic256Sha256 ones use a certificate made on first run",
     )
     anonymous: bool = True
     users: list[UserSpec] = Field(default_factory=list)
     auto_trust: bool = Field(True, description="accept every client certificate")
+    methods: dict[
+        Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9_]*$", max_length=48)], Name
+    ] = Field(
+        default_factory=dict,
+        description="OPC UA methods on the device object, e.g. {Start: cmd_start}: "
+        "calling one pulses its bool command tag (the PLC consumes it at its next scan)",
+    )
 
 
 class Condition(Spec):
