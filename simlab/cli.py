@@ -22,7 +22,8 @@ from simlab.clock import RealTimeClock, VirtualClock
 from simlab.errors import ScenarioError, SimlabError
 from simlab.lab import Lab
 from simlab.scenario import bundled_scenarios, json_schema, load_scenario
-from simlab.summary import heartbeat, summary
+from simlab.scenario.checks import did_you_mean
+from simlab.summary import endpoint_table, heartbeat, register_csv, register_table, summary
 
 __all__ = ["main"]
 
@@ -65,6 +66,44 @@ def _parser() -> argparse.ArgumentParser:
         default=1.0,
         help="simulated seconds between heartbeat lines (default 1)",
     )
+    up.add_argument(
+        "--port-offset",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N to every endpoint port of the scenario",
+    )
+    up.add_argument(
+        "--ports",
+        choices=("scenario", "auto"),
+        default="scenario",
+        help="'auto': free ports chosen by the system (see the endpoint map)",
+    )
+    up.add_argument(
+        "--host", default="127.0.0.1", help="address the endpoints listen on (default 127.0.0.1)"
+    )
+    up.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where certificates and the endpoint map go "
+        "(default ~/.local/state/simlab/<scenario>)",
+    )
+    up.add_argument(
+        "--no-endpoints",
+        action="store_true",
+        help="simulate only: start no OPC UA or Modbus servers",
+    )
+
+    registers = commands.add_parser(
+        "registers", help="print a device's Modbus register map (the apprentice's handout)"
+    )
+    registers.add_argument("device", help="device name, e.g. plc1")
+    registers.add_argument(
+        "--scenario",
+        default=DEFAULT_SCENARIO,
+        help="bundled scenario name or path (default water-tank)",
+    )
+    registers.add_argument("--csv", action="store_true", help="CSV instead of a table")
 
     validate = commands.add_parser(
         "validate", help="check scenario files; exit 1 if any is invalid"
@@ -90,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 0
             case "scenarios":
                 return _scenarios()
+            case "registers":
+                return _registers(args)
             case _:
                 _parser().print_help()
                 return 0
@@ -136,7 +177,16 @@ def _up(args: argparse.Namespace) -> int:
         raise SimlabError(f"--speed must be positive, got {args.speed}")
     speed = args.speed if args.speed is not None else scenario.clock.speed
     clock = VirtualClock(scenario.epoch) if args.virtual else RealTimeClock(speed, scenario.epoch)
-    lab = Lab(scenario, clock=clock, seed=args.seed)
+    lab = Lab(
+        scenario,
+        clock=clock,
+        seed=args.seed,
+        serve=not args.no_endpoints,
+        host=args.host,
+        port_offset=args.port_offset,
+        auto_ports=args.ports == "auto",
+        state_dir=args.state_dir,
+    )
     out.print(summary(lab))
     return asyncio.run(_run(lab, args))
 
@@ -148,6 +198,9 @@ async def _run(lab: Lab, args: argparse.Namespace) -> int:
         loop.add_signal_handler(signum, stop.set)
     watch = list(lab.scenario.watch)
     async with lab:
+        if lab.endpoints is not None:
+            out.print(endpoint_table(lab))
+            out.print(f"endpoint map: {lab.endpoint_map_path}", markup=False)
         out.print(f"lab running{' (virtual clock)' if args.virtual else ''} — Ctrl-C to stop")
         next_beat = 0.0
         while not stop.is_set():
@@ -168,6 +221,27 @@ async def _run(lab: Lab, args: argparse.Namespace) -> int:
 async def _wait(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
+
+
+def _registers(args: argparse.Namespace) -> int:
+    from devices.registermap import register_map  # noqa: PLC0415 - only this command needs it
+
+    scenario = load_scenario(args.scenario)
+    devices = {d.name: d for d in scenario.devices}
+    if args.device not in devices:
+        guess = did_you_mean(args.device, devices)
+        raise SimlabError(
+            f"no device {args.device!r} in {scenario.name}. {guess} Devices: {', '.join(devices)}"
+        )
+    device = devices[args.device]
+    if device.modbus is None:
+        raise SimlabError(f"device {args.device!r} has no Modbus server in {scenario.name}")
+    rows = register_map(device)
+    if args.csv:
+        out.print(register_csv(rows), markup=False, end="")
+    else:
+        out.print(register_table(device, rows))
+    return 0
 
 
 if __name__ == "__main__":

@@ -115,9 +115,7 @@ class EndpointSet:
                 url = f"modbus+tcp://{self.host}:{port}"
                 found.append(EndpointAddress(name, protocol, self.host, port, url, units))
             else:
-                found.append(
-                    EndpointAddress(name, protocol, self.host, port, self.opcua[name].url)
-                )
+                found.append(EndpointAddress(name, protocol, self.host, port, self.opcua[name].url))
         return found
 
     def write_map(self, path: Path) -> None:

@@ -206,8 +206,9 @@ class Lab:
             self.endpoints.apply_fault(fault, on)
         elif on:
             reason = "the lab serves no endpoints"
-            self.truth.note(self.time, "fault_ignored", kind=fault.kind, target=fault.target,
-                            reason=reason)
+            self.truth.note(
+                self.time, "fault_ignored", kind=fault.kind, target=fault.target, reason=reason
+            )
 
     # --- tags -----------------------------------------------------------------------------
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
+from collections.abc import Sequence
+from typing import Any
+
 from rich.console import Group
 from rich.table import Table
 
 from devices.sensors import Quality
 from simlab.lab import Lab
-from simlab.scenario.devices import PlcSpec, TagSpec
+from simlab.scenario.devices import DeviceSpec, PlcSpec, TagSpec
 
-__all__ = ["heartbeat", "summary"]
+__all__ = ["endpoint_table", "heartbeat", "register_csv", "register_table", "summary"]
 
 
 def _binding(tag: TagSpec) -> str:
@@ -88,3 +94,43 @@ def heartbeat(lab: Lab, refs: list[str]) -> str:
         )
         parts.append(f"{ref}={text}{(' ' + unit) if unit else ''}{mark}")
     return "  ".join(parts)
+
+
+def endpoint_table(lab: Lab) -> Table:
+    """Where each endpoint of a serving lab listens."""
+    table = Table(title="Endpoints", title_justify="left")
+    for column in ("device", "protocol", "address", "unit ids"):
+        table.add_column(column)
+    for address in lab.addresses():
+        units = ", ".join(str(u) for u in address.unit_ids)
+        table.add_row(address.device, address.protocol, address.url, units)
+    return table
+
+
+def _rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(row) for row in rows]
+
+
+def register_table(device: DeviceSpec, rows: Sequence[Any]) -> Table:
+    """A device's Modbus register map as a handout table."""
+    modbus = device.modbus
+    units = ", ".join(str(u) for u in modbus.unit_ids) if modbus else ""
+    title = f"{device.name} — Modbus TCP port {modbus.port if modbus else '?'}, unit id {units}"
+    table = Table(title=title, title_justify="left")
+    records = _rows(rows)
+    for column in records[0] if records else ():
+        table.add_column(column.replace("_", " "))
+    for record in records:
+        table.add_row(*("" if value is None else str(value) for value in record.values()))
+    return table
+
+
+def register_csv(rows: Sequence[Any]) -> str:
+    """A device's Modbus register map as CSV (one row per tag)."""
+    records = _rows(rows)
+    buffer = io.StringIO()
+    if records:
+        writer = csv.DictWriter(buffer, fieldnames=list(records[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+    return buffer.getvalue()
