@@ -226,6 +226,18 @@ def _check_block_types(block: object, loc: Loc, tags: dict[str, TagSpec]) -> Ite
                           f"declare {name!r} with 'type: bool'")
 
 
+def _check_scan_time(scan_time: float, step: float, loc: Loc) -> Iterator[Finding]:
+    """A device scans every n-th plant step, so its scan time is a multiple of the step."""
+    steps = scan_time / step
+    if steps < 1 - 1e-9 or abs(steps - round(steps)) > 1e-6:
+        fitting = f"{max(1, round(steps)) * step:g}"
+        yield Finding(
+            loc,
+            f"scan time {scan_time:g} s is not a whole multiple of the clock step {step:g} s",
+            f"use e.g. {fitting} s, or change clock.step",
+        )
+
+
 def _check_devices(scenario: Scenario) -> Iterator[Finding]:
     catalogue = scenario.plant.signal_catalogue()
     yield from _duplicates([d.name for d in scenario.devices], ("devices",), "device")
@@ -239,6 +251,7 @@ def _check_devices(scenario: Scenario) -> Iterator[Finding]:
     for d_index, device in enumerate(scenario.devices):
         loc: Loc = ("devices", d_index)
         yield from _duplicates([t.name for t in device.tags], (*loc, "tags"), "tag")
+        yield from _check_scan_time(device.scan_time, scenario.clock.step, (*loc, "scan_time"))
         for t_index, tag in enumerate(device.tags):
             t_loc: Loc = (*loc, "tags", t_index)
             yield from _check_tag(tag, t_loc, catalogue)
@@ -316,12 +329,11 @@ def _check_faults(scenario: Scenario) -> Iterator[Finding]:
         allowed = PLANT_FAULT_UNIT_TYPES.get(fault.kind)
         if allowed is None:
             continue  # a kind this check does not know (yet): nothing to cross-check
+        fitting = [n for n, t in units.items() if t in allowed]
         if fault.target not in units:
-            fitting = [n for n, t in units.items() if t in allowed]
             yield Finding(loc, f"unit {fault.target!r} does not exist",
                           _unknown("units", fault.target, fitting))
         elif units[fault.target] not in allowed:
-            fitting = [n for n, t in units.items() if t in allowed]
             yield Finding(loc, f"a {fault.kind} fault acts on a {' or '.join(allowed)}, "
                           f"but {fault.target!r} is a {units[fault.target]}",
                           f"target a {' or '.join(allowed)}: "

@@ -140,9 +140,9 @@ class ModbusDeviceSpec(Spec):
 
 
 class UserSpec(Spec):
-    """An OPC UA user."""
+    """An OPC UA user (username/password identity token)."""
 
-    name: str
+    name: str = Field(min_length=1)
     password: str
 
 
@@ -152,7 +152,7 @@ class OpcUaDeviceSpec(Spec):
     port: int = Field(4840, ge=1, le=65535)
     namespace: str = Field("urn:simlab", description="namespace URI of the device's nodes")
     security: list[Literal["None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt"]] = Field(
-        default_factory=lambda: ["None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt"],
+        ["None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt"],
         min_length=1,
         description="endpoints offered; the Basic256Sha256 ones use a certificate made on first run",
     )
@@ -166,6 +166,16 @@ class OpcUaDeviceSpec(Spec):
         description="OPC UA methods on the device object, e.g. {Start: cmd_start}: "
         "calling one pulses its bool command tag (the PLC consumes it at its next scan)",
     )
+
+    @model_validator(mode="after")
+    def _someone_can_log_in(self) -> OpcUaDeviceSpec:
+        if not self.anonymous and not self.users:
+            raise ValueError("with 'anonymous: false' nobody can log in: add 'users:' or allow anonymous")
+        names = [user.name for user in self.users]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"user names must be unique; repeated: {', '.join(duplicates)}")
+        return self
 
 
 class Condition(Spec):

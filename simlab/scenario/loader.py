@@ -109,10 +109,11 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        body = bytes(err.object)  # without the byte order mark, if any: err.start counts in it
+        line = body.count(b"\n", 0, err.start) + 1
+        column = err.start - (body.rfind(b"\n", 0, err.start) + 1) + 1
         raise ScenarioError([Problem(
-            f"the file is not UTF-8 text: byte 0x{raw[err.start]:02x} cannot be decoded",
+            f"the file is not UTF-8 text: byte 0x{body[err.start]:02x} cannot be decoded",
             file=str(path), line=line, column=column,
             hint="save the file with UTF-8 encoding",
         )]) from None

@@ -18,6 +18,7 @@ from simlab.scenario import (
     resolve_scenario,
 )
 from simlab.scenario.checks import did_you_mean
+from simlab.scenario.plant import TankSpec
 
 MINIMAL = """\
 format_version: 1
@@ -105,7 +106,7 @@ def test_did_you_mean_helper() -> None:
 def test_unknown_field_hint_lists_the_fields_of_that_place() -> None:
     problem = only(MINIMAL.replace("shutoff_head: 5.0", "shutoff_head: 5.0\n      colour: red"))
     assert problem.path == "plant.units[1].colour"
-    assert problem.line == 15
+    assert problem.line == 14
     for field in ("max_flow", "shutoff_head", "source", "to"):
         assert field in problem.hint
     assert "area" not in problem.hint  # the tank's fields, not the pump's
@@ -209,6 +210,12 @@ def test_utf8_with_byte_order_mark(tmp_path: Path) -> None:
     file = tmp_path / "bom.yaml"
     file.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
     assert load_scenario(file).name == "mini"
+    file.write_bytes(b"\xef\xbb\xbfformat_version: 1\nname: x\xff\n")
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(file)
+    (problem,) = caught.value.problems
+    assert "byte 0xff" in problem.message
+    assert (problem.line, problem.column) == (2, 8)
 
 
 def test_resolve_a_bundled_name() -> None:
@@ -290,7 +297,8 @@ def test_merge_keys_are_not_duplicates() -> None:
     )
     scenario = parse_scenario(text)
     spare2 = scenario.plant.units[2]
-    assert (spare2.name, spare2.type, spare2.height) == ("spare2", "tank", 4.0)
+    assert isinstance(spare2, TankSpec)
+    assert (spare2.name, spare2.area, spare2.height) == ("spare2", 2.0, 4.0)
 
 
 def test_field_named_like_the_union_tag() -> None:
@@ -326,8 +334,9 @@ def _mutations(text: str, count: int, seed: int) -> list[str]:
             mutated = lines[:i + 1] + lines[i:]
         elif kind == 2:  # a number becomes a word
             m = rng.choice(numbers)
-            out.append(text[:m.start()] + rng.choice(["big", "'12'", "~", "[]", "{}", "-1e999"])
-                       + text[m.end():])
+            word = rng.choice(["big", "'12'", "~", "[]", "{}", "-1e999", "2024-13-45", "1_0",
+                               "!!int 1.5", "0x1G", ".nan", "&x 1", "*x", "!!str 5"])
+            out.append(text[:m.start()] + word + text[m.end():])
             continue
         elif kind == 3:  # truncate
             out.append(text[:rng.randrange(len(text))])
