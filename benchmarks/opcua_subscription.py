@@ -32,12 +32,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from asyncua import Client, Server, ua
+import asyncua.ua
+from asyncua.client.client import Client
+from asyncua.server.server import Server
 
 from devices.endpoints.audit import SessionAudit
 from devices.endpoints.opcua import OpcUaEndpoint
 from simlab.lab import Lab
 from simlab.scenario import parse_scenario
+
+ua: Any = asyncua.ua  # asyncua's NewType annotations (Int16, Double, ...) are noise here
 
 FOLDER_SIZE = 250  # tags per folder: adding nodes slows down with the parent's child count
 TICK = 0.1  # s between publish() calls (the device's scan time)
@@ -93,14 +97,19 @@ class Driver:
         return time.process_time() - cpu
 
 
-async def serve_endpoint(port: int, tags: int, seconds: float) -> dict[str, float]:
+async def serve_endpoint(port: int, tags: int, seconds: float) -> None:
     lab = Lab(parse_scenario(scenario_yaml(tags)))
     device = lab.devices["plc1"]
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as state:
         endpoint = OpcUaEndpoint(
-            device, host="127.0.0.1", port=port, audit=SessionAudit(), clock=lab.clock,
-            now=lambda: time.monotonic() - start, state_dir=Path(state),
+            device,
+            host="127.0.0.1",
+            port=port,
+            audit=SessionAudit(),
+            clock=lab.clock,
+            now=lambda: time.monotonic() - start,
+            state_dir=Path(state),
         )
         async with endpoint:
             driver = Driver(tags, seconds)
@@ -109,17 +118,18 @@ async def serve_endpoint(port: int, tags: int, seconds: float) -> dict[str, floa
                 for i in range(tags):
                     device.tags[tag_name(i)] = value_of(round_, i)
 
-            cpu = await handshake(lambda: driver.run(endpoint.publish, change))
-    return {"cpu": cpu, "rounds": driver.rounds}
+            await handshake(driver, lambda: driver.run(endpoint.publish, change))
 
 
-async def serve_bare(port: int, tags: int, seconds: float) -> dict[str, float]:
+async def serve_bare(port: int, tags: int, seconds: float) -> None:
     server = Server()
     await server.init()
     server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/bare")
     server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
     ns = await server.register_namespace("urn:simlab")
-    device = await server.nodes.objects.add_object(ua.NodeId("plc1", ns), ua.QualifiedName("plc1", ns))
+    device = await server.nodes.objects.add_object(
+        ua.NodeId("plc1", ns), ua.QualifiedName("plc1", ns)
+    )
     folders: dict[int, Any] = {}
     for i in range(tags):
         group = i // FOLDER_SIZE
@@ -128,7 +138,8 @@ async def serve_bare(port: int, tags: int, seconds: float) -> dict[str, float]:
                 ua.NodeId(f"plc1/Group{group:02d}", ns), ua.QualifiedName(f"Group{group:02d}", ns)
             )
         await folders[group].add_variable(
-            ua.NodeId(f"plc1.{tag_name(i)}", ns), ua.QualifiedName(tag_name(i), ns),
+            ua.NodeId(f"plc1.{tag_name(i)}", ns),
+            ua.QualifiedName(tag_name(i), ns),
             ua.Variant(0.0, ua.VariantType.Double),
         )
     node_ids = [ua.NodeId(f"plc1.{tag_name(i)}", ns) for i in range(tags)]
@@ -140,28 +151,28 @@ async def serve_bare(port: int, tags: int, seconds: float) -> dict[str, float]:
             for i, node_id in enumerate(node_ids):
                 data = ua.DataValue(
                     ua.Variant(value_of(round_, i), ua.VariantType.Double),
-                    SourceTimestamp=stamp, ServerTimestamp=stamp,
+                    SourceTimestamp=stamp,
+                    ServerTimestamp=stamp,
                 )
                 await server.write_attribute_value(node_id, data)
 
-        cpu = await handshake(lambda: driver.run(lambda: None, change))
-    return {"cpu": cpu, "rounds": driver.rounds}
+        await handshake(driver, lambda: driver.run(lambda: None, change))
 
 
-async def handshake(run: Any) -> float:
-    """Tell the parent we listen, wait for its go, drive, and return the CPU used."""
+async def handshake(driver: Driver, run: Any) -> None:
+    """Tell the parent we listen, wait for its go, drive, report, and serve until its stop."""
     print("READY", flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.readline)
     cpu: float = await run()
-    return cpu
+    print("RESULT " + json.dumps({"cpu": cpu, "rounds": driver.rounds}), flush=True)
+    await loop.run_in_executor(None, sys.stdin.readline)
 
 
 def serve(kind: str, port: int, tags: int, seconds: float) -> None:
     logging.basicConfig(level=logging.ERROR)
     serve_fn = serve_endpoint if kind == "endpoint" else serve_bare
-    result = asyncio.run(serve_fn(port, tags, seconds))
-    print("RESULT " + json.dumps(result), flush=True)
+    asyncio.run(serve_fn(port, tags, seconds))
 
 
 # --- the measuring client -------------------------------------------------------------------
@@ -194,8 +205,18 @@ def free_port() -> int:
 async def measure(kind: str, tags: int, seconds: float) -> dict[str, float]:
     port = free_port()
     child = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--serve", kind, "--port", str(port), "--tags", str(tags),
-        "--seconds", str(seconds), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        sys.executable,
+        __file__,
+        "--serve",
+        kind,
+        "--port",
+        str(port),
+        "--tags",
+        str(tags),
+        "--seconds",
+        str(seconds),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     assert child.stdout is not None and child.stdin is not None
     while (await child.stdout.readline()).strip() != b"READY":
@@ -216,6 +237,8 @@ async def measure(kind: str, tags: int, seconds: float) -> dict[str, float]:
         result: dict[str, float] = json.loads(line.removeprefix(b"RESULT "))
         result["delivered"] = counter.delivered
         result["expected"] = result["rounds"] * tags
+    child.stdin.write(b"STOP\n")
+    await child.stdin.drain()
     await child.wait()
     return result
 

@@ -58,7 +58,6 @@ __all__ = [
     "encode",
     "reference",
     "register_map",
-    "swap_words",
 ]
 
 Value = float | bool | str
@@ -96,20 +95,24 @@ def reference(table: str, address: int) -> str:
     return f"{_PREFIX[table]}{number:05d}"
 
 
-def swap_words(registers: Sequence[int]) -> list[int]:
-    """The registers of one value in reverse word order (ABCD <-> CDAB)."""
-    return list(reversed(registers))
-
-
-def _swap_bytes(registers: Sequence[int]) -> list[int]:
-    return [((r & 0xFF) << 8) | (r >> 8) for r in registers]
+# How each order is produced with two struct conversions: the value is packed into bytes
+# with the first byte order, and the bytes are read as 16-bit registers with the second.
+# Big/big is ABCD; little/little reverses the words (CDAB); big/little swaps the bytes of
+# each word (BADC); little/big reverses all bytes (DCBA). Text keeps its character order.
+_ENDIAN: dict[str, tuple[str, str]] = {
+    "ABCD": (">", ">"),
+    "CDAB": ("<", "<"),
+    "BADC": (">", "<"),
+    "DCBA": ("<", ">"),
+}
 
 
 class TagCodec:
     """Converts one tag's values to and from registers, per its :class:`ModbusTagSpec`.
 
-    Build one per tag (see :func:`codec`) and reuse it: the struct format and the word
-    permutation are prepared once, which keeps the endpoint's read path cheap.
+    Build one per tag (see :func:`codec`) and reuse it: the two struct conversions that
+    produce its word and byte order are prepared once, which keeps the endpoint's read
+    path cheap.
     """
 
     def __init__(self, spec: ModbusTagSpec, name: str = "") -> None:
@@ -117,15 +120,18 @@ class TagCodec:
         self.name = name or "value"
         self.registers = spec.registers()
         self.is_bit = spec.type == "bool"
-        self._byte_swap = spec.word_order in ("BADC", "DCBA")
-        self._word_swap = spec.word_order in ("CDAB", "DCBA") and spec.type != "string"
+        self.is_text = spec.type == "string"
+        value_order, word_order = _ENDIAN[spec.word_order]
+        if self.is_text:  # characters stay in order; only the byte swap applies
+            value_order, word_order = ">", ">" if value_order == word_order else "<"
+        self._words = struct.Struct(f"{word_order}{self.registers}H")
         self._gain = spec.gain
         self._offset = spec.offset
-        self._words = struct.Struct(f">{self.registers}H")
         integer = _INTEGER.get(spec.type)
         self._limits = (integer[1], integer[2]) if integer else None
-        code = integer[0] if integer else _FLOAT.get(spec.type)
-        self._value = struct.Struct(f">{code}") if code else None
+        code = integer[0] if integer else _FLOAT.get(spec.type, "x")
+        self._value = struct.Struct(f"{value_order}{code}")
+        self._float32 = spec.type == "float32"
 
     # --- encode ---------------------------------------------------------------------------
 
@@ -139,56 +145,34 @@ class TagCodec:
         """
         if self.is_bit:
             return [1 if _truthy(value) else 0]
-        if self.spec.type == "string":
-            return self._encode_string(str(value), clamp)
-        return self._order(self._pack(self._raw(value), clamp))
+        if self.is_text:
+            return list(self._words.unpack(self._text(str(value), clamp)))
+        raw = (_number(value, self.name) - self._offset) * self._gain
+        if self._limits is not None:
+            return list(self._words.unpack(self._value.pack(self._integer(raw, clamp))))
+        if self._float32 and abs(raw) > _FLOAT32_MAX and math.isfinite(raw):
+            if not clamp:
+                raise ValueOutOfRange(f"{self.name}: {raw:g} is beyond the float32 range")
+            raw = math.copysign(math.inf, raw)
+        return list(self._words.unpack(self._value.pack(raw)))
 
-    def _raw(self, value: Value) -> float:
-        if isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError as err:
-                raise ValueOutOfRange(f"{self.name}: {value!r} is not a number") from err
-        else:
-            number = float(value)
-        return (number - self._offset) * self._gain
-
-    def _pack(self, raw: float, clamp: bool) -> bytes:
-        assert self._value is not None
-        if self._limits is None:
-            return self._pack_float(raw, clamp)
+    def _integer(self, raw: float, clamp: bool) -> int:
+        assert self._limits is not None
         low, high = self._limits
         if math.isnan(raw):
             raise ValueOutOfRange(f"{self.name}: NaN has no {self.spec.type} representation")
         integer = round(raw) if math.isfinite(raw) else (high if raw > 0 else low)
-        if not low <= integer <= high:
-            if not clamp:
-                raise ValueOutOfRange(
-                    f"{self.name}: raw value {raw:g} does not fit {self.spec.type} "
-                    f"[{low}, {high}] (raw = (value - {self._offset:g}) * {self._gain:g}); "
-                    "change the value, or the map's gain/offset/type"
-                )
-            integer = min(max(integer, low), high)
-        return self._value.pack(integer)
+        if low <= integer <= high:
+            return integer
+        if not clamp:
+            raise ValueOutOfRange(
+                f"{self.name}: raw value {raw:g} does not fit {self.spec.type} "
+                f"[{low}, {high}] (raw = (value - {self._offset:g}) * {self._gain:g}); "
+                "change the value, or the map's gain/offset/type"
+            )
+        return min(max(integer, low), high)
 
-    def _pack_float(self, raw: float, clamp: bool) -> bytes:
-        assert self._value is not None
-        if self.spec.type == "float32" and math.isfinite(raw) and abs(raw) > _FLOAT32_MAX:
-            if not clamp:
-                raise ValueOutOfRange(f"{self.name}: {raw:g} is beyond the float32 range")
-            raw = math.copysign(math.inf, raw)
-        return self._value.pack(raw)
-
-    def _order(self, data: bytes) -> list[int]:
-        registers = list(self._words.unpack(data))
-        if self._byte_swap:
-            registers = _swap_bytes(registers)
-        if self._word_swap:
-            registers.reverse()
-        return registers
-
-    def _encode_string(self, text: str, clamp: bool) -> list[int]:
-        size = self.registers * 2
+    def _text(self, text: str, clamp: bool) -> bytes:
         data = text.encode("latin-1", errors="replace")
         if len(data) > self.spec.length:
             if not clamp:
@@ -196,7 +180,7 @@ class TagCodec:
                     f"{self.name}: {text!r} is longer than {self.spec.length} characters"
                 )
             data = data[: self.spec.length]
-        return self._order(data.ljust(size, b"\x00"))
+        return data.ljust(self.registers * 2, b"\x00")
 
     # --- decode ---------------------------------------------------------------------------
 
@@ -209,17 +193,20 @@ class TagCodec:
             )
         if self.is_bit:
             return bool(registers[0])
-        words = list(registers)
-        if self._word_swap:
-            words.reverse()
-        if self._byte_swap:
-            words = _swap_bytes(words)
-        data = self._words.pack(*words)
-        if self.spec.type == "string":
+        data = self._words.pack(*registers)
+        if self.is_text:
             return data[: self.spec.length].split(b"\x00", 1)[0].decode("latin-1")
-        assert self._value is not None
         raw: float = self._value.unpack(data)[0]
         return raw / self._gain + self._offset
+
+
+def _number(value: Value, name: str) -> float:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError as err:
+            raise ValueOutOfRange(f"{name}: {value!r} is not a number") from err
+    return float(value)
 
 
 def _truthy(value: Value) -> bool:

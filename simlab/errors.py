@@ -8,7 +8,8 @@ so no user ever sees a traceback for bad input.
 Tree::
 
     SimlabError
-    ├── ScenarioError          a scenario file is unreadable or invalid (carries Problems)
+    ├── FileProblems           a file (scenario, rules, exercise) is unreadable or invalid
+    │   └── ScenarioError      ... a scenario file
     ├── ScenarioNotFound       a scenario name or path does not exist
     ├── TagError               a tag access that the device refuses
     │   ├── UnknownTag
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "FaultError",
+    "FileProblems",
     "LabError",
     "Problem",
     "ScenarioError",
@@ -68,12 +70,16 @@ class Problem:
         return text
 
 
-class ScenarioError(SimlabError):
-    """A scenario file that cannot be used; ``problems`` lists every error found."""
+class FileProblems(SimlabError):
+    """A file that cannot be used; ``problems`` lists every error found in it."""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class ScenarioError(FileProblems):
+    """A scenario file that cannot be used."""
 
 
 class ScenarioNotFound(SimlabError):

@@ -24,16 +24,26 @@ the datastore hooks do not fit a lab:
 So a connection (a ``ServerRequestHandler`` built by the listener's documented factory
 ``callback_new_connection``) hands each complete MBAP frame to the endpoint, which
 decides, audits, and replies with pymodbus' response PDUs. The datastore given to the
-server to construct it is a placeholder that is never consulted.
+server to construct it is a placeholder that is never consulted. Requests are answered
+synchronously in the connection's ``data_received``: no task per request (a ``latency``
+fault schedules the reply with ``call_later``), several pipelined frames in one segment
+are all answered, and nothing outlives ``__aexit__``.
+
+Reads encode the tag values at request time. To stay at least as fast as a bare pymodbus
+server, the registers of each tag are kept with the value *object* they were encoded
+from and reused only while the tag still holds that very object (every scan or write
+stores a new one), so the cache can never serve a value the tag no longer has.
 
 Behaviour (exception codes follow the Modbus Application Protocol v1.1b3)
 --------------------------------------------------------------------------
 ====================================================== ===================================
 situation                                              answer
 ====================================================== ===================================
-unit id not served (spec ``unit_ids``, or the one of a  no answer: a device on TCP is not
-``wrong_unit_id`` fault)                                a gateway, so 0x0A/0x0B do not
-                                                       apply; the client times out
+unit id not served (spec ``unit_ids``, or the one of a  no answer: the device is not a
+``wrong_unit_id`` fault)                                gateway, so 0x0A/0x0B (gateway
+                                                       path/target) do not apply; the
+                                                       client times out, as with most
+                                                       devices set to another unit id
 function other than 1, 2, 3, 4, 5, 6, 15, 16, 43/14    01 Illegal Function
 malformed PDU of a supported function (quantity out    03 Illegal Data Value
 of range, byte count mismatch, coil value not
@@ -138,7 +148,7 @@ _TABLE_OF = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Call:
     """One request as it arrived: who, when, to which unit, and its PDU bytes."""
 
@@ -171,9 +181,16 @@ class _Slot:
     codec: TagCodec
     writable: bool
 
+    @property
+    def swappable(self) -> bool:
+        """A ``word_swap`` fault reverses this value's words (numbers of 2+ registers)."""
+        return self.size > 1 and not self.codec.is_text
+
 
 class _Table:
     """One Modbus table: which tag, and which of its words, sits at each address."""
+
+    PLANS = 1024  # remembered (start, count) spans: clients poll the same ranges
 
     def __init__(self, name: str, slots: Iterable[_Slot]) -> None:
         self.name = name
@@ -181,9 +198,19 @@ class _Table:
         for slot in slots:
             for word in range(slot.size):
                 self.at[slot.start + word] = (slot, word)
+        self._plans: dict[tuple[int, int], list[tuple[_Slot, int, int]]] = {}
 
     def span(self, start: int, count: int) -> list[tuple[_Slot, int, int]]:
         """(slot, first word, words) covering ``count`` addresses from ``start``; 02 on a gap."""
+        plan = self._plans.get((start, count))
+        if plan is None:
+            plan = self._span(start, count)
+            if len(self._plans) >= self.PLANS:
+                self._plans.clear()
+            self._plans[start, count] = plan
+        return plan
+
+    def _span(self, start: int, count: int) -> list[tuple[_Slot, int, int]]:
         parts: list[tuple[_Slot, int, int]] = []
         address, end = start, start + count
         while address < end:
@@ -228,7 +255,10 @@ def _identity(spec: PlcSpec | SmartSensorSpec) -> dict[int, str]:
 def _target(fc: int, body: bytes) -> str:
     """Audit target of a request: ``"fc3 holding_register 0..9"``."""
     if fc == 43:
-        return "fc43/14 device_identification"
+        mei = body[1] if len(body) > 1 else -1
+        return (
+            "fc43/14 device_identification" if mei == MEI_DEVICE_IDENTIFICATION else f"fc43/{mei}"
+        )
     table = _TABLE_OF.get(fc)
     if table is None or len(body) < 5:
         return f"fc{fc}"
@@ -334,6 +364,7 @@ class ModbusEndpoint:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> ModbusEndpoint:
+        """Listen on ``host:port``; LabError when the port cannot be bound."""
         server = _Listener(self, self.host, self.port)
         try:
             await server.serve_forever(background=True)
@@ -351,6 +382,7 @@ class ModbusEndpoint:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Stop listening, close every connection (and its session), drop delayed replies."""
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -525,30 +557,31 @@ class ModbusEndpoint:
 
     def _read(self, fc: int, pdu: Any) -> list[int]:
         """The words asked for, encoded from the tags now (or frozen) of the table of ``fc``."""
+        values, quality = self._frozen or (self.device.tags, self.device.quality)
+        swap = self._active("word_swap") is not None
         words: list[int] = []
         for slot, first, n in self._tables[_TABLE_OF[fc]].span(pdu.address, pdu.count):
-            words.extend(self._encoded(slot)[first : first + n])
+            if quality.get(slot.tag) is Quality.BAD:
+                raise _Refused(DEVICE_FAILURE, f"{slot.tag} has BAD quality")
+            registers = self._encoded(slot, values[slot.tag])
+            if swap and slot.swappable:
+                registers = registers[::-1]
+            words += registers[first : first + n]
         return words
 
     def _read_bits(self, fc: int, pdu: Any) -> list[bool]:
         return [bool(word) for word in self._read(fc, pdu)]
 
-    def _encoded(self, slot: _Slot) -> list[int]:
-        values, quality = self._frozen or (self.device.tags, self.device.quality)
-        if quality.get(slot.tag) == Quality.BAD:
-            raise _Refused(DEVICE_FAILURE, f"{slot.tag} has BAD quality")
-        value = values[slot.tag]
+    def _encoded(self, slot: _Slot, value: TagValue) -> list[int]:
+        """Registers of ``value``; reused while the tag holds the same value object."""
         cached = self._cache.get(slot.tag)
         if cached is not None and cached[0] is value:
-            registers = cached[1]
-        else:
-            try:
-                registers = slot.codec.encode(value, clamp=True)
-            except TagError as err:
-                raise _Refused(DEVICE_FAILURE, str(err)) from err
-            self._cache[slot.tag] = (value, registers)
-        if slot.size > 1 and slot.codec.spec.type != "string" and self._active("word_swap"):
-            return registers[::-1]
+            return cached[1]
+        try:
+            registers = slot.codec.encode(value, clamp=True)
+        except TagError as err:
+            raise _Refused(DEVICE_FAILURE, str(err)) from err
+        self._cache[slot.tag] = (value, registers)
         return registers
 
     # --- writes ----------------------------------------------------------------------------

@@ -349,6 +349,7 @@ class _LabSession(InternalSession):
 
     async def close_session(self, delete_subs: bool = True) -> None:
         await super().close_session(delete_subs)
+        self.lab._sessions.discard(self)
         self.lab._closed(self)
 
     async def read(self, params: Any) -> Any:
@@ -392,9 +393,11 @@ class _LabInternalServer(InternalServer):
         user = User(role=UserRole.Anonymous) if user is None else user
         if not external:
             return super().create_session(name, user=user, external=external)
-        return _LabSession(
+        session = _LabSession(
             self.lab, self, self.aspace, self.subscription_service, name, user=user, external=True
         )
+        self.lab._sessions.add(session)
+        return session
 
 
 class _DelayedTransport:
@@ -466,6 +469,7 @@ class OpcUaEndpoint:
         self._by_node: dict[Any, _TagNode] = {}
         self._by_tag: dict[str, _TagNode] = {}
         self._methods: dict[Any, _Method] = {}
+        self._sessions: set[_LabSession] = set()
         self._device_node: Any = None
         self.namespace_index = 0
         self._pending: list[tuple[Any, Any]] = []
@@ -479,6 +483,11 @@ class OpcUaEndpoint:
     def url(self) -> str:
         """The endpoint URL clients connect to."""
         return f"opc.tcp://{self.host}:{self.port}/simlab/{self.device.name}"
+
+    @property
+    def connections(self) -> int:
+        """Client connections open now (any stage: before, during or after a session)."""
+        return len(self._protocols())
 
     def _check_methods(self) -> None:
         for method, tag in self.spec.methods.items():
@@ -531,6 +540,8 @@ class OpcUaEndpoint:
         if self._notify_task is not None:
             self._notify_task.cancel()
         await self._server.stop()
+        for session in list(self._sessions):  # those with subscriptions outlive their connection
+            await session.close_session(True)
         now = self._now()
         for session in self.audit.sessions.values():
             if session.device == self.device.name and session.protocol == "opcua":
@@ -544,7 +555,7 @@ class OpcUaEndpoint:
         if secure:
             await ensure_server_certificate(self.pki, self.application_uri, self.device.name)
         await server.init()
-        server.set_endpoint(f"opc.tcp://{self.host}:{self.port}/simlab/{self.device.name}")
+        server.set_endpoint(self.url)
         server.set_server_name(f"simlab {self.device.name} ({identity.model})")
         server.product_uri = "urn:simlab"
         server.manufacturer_name = identity.manufacturer

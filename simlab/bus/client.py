@@ -76,6 +76,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
+class _PahoNoiseFilter(logging.Filter):
+    """Drop paho's "Client is not connected" error, logged on every clean close."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Client is not connected")
+
+
+_paho_log = logging.getLogger(f"{__name__}.paho")
+_paho_log.addFilter(_PahoNoiseFilter())
+
 #: Default TCP port of each URL scheme.
 DEFAULT_PORTS: Mapping[str, int] = {"mqtt": 1883, "mqtts": 8883}
 
@@ -439,7 +450,7 @@ class MqttClient:
             protocol=MQTTProtocolVersion.MQTTv311,
             reconnect_on_failure=True,
         )
-        self._paho.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        self._paho.enable_logger(_paho_log)
         self._paho.suppress_exceptions = True  # an exception must never kill paho's thread
         self._paho.connect_timeout = connect_timeout
         self._paho.reconnect_delay_set(reconnect_min_delay, reconnect_max_delay)
@@ -460,7 +471,10 @@ class MqttClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self._closed = False
-        self._ready = False  # CONNACK accepted and not disconnected since (loop thread view)
+        self._session_up = False  # CONNACK accepted, not disconnected since (loop thread view)
+        self._ready = False  # ... and the subscriptions restored (SUBACK received)
+        self._session_present = False
+        self._restore_mid: int | None = None
         self._connected_event = asyncio.Event()
         self._disconnected_event = asyncio.Event()
         self._disconnected_event.set()
@@ -495,7 +509,7 @@ class MqttClient:
 
     @property
     def is_connected(self) -> bool:
-        """True between an accepted CONNACK and the next disconnection."""
+        """True once connected with every subscription in place, until the next disconnection."""
         return self._ready
 
     @property
@@ -566,8 +580,8 @@ class MqttClient:
             return
         self._closed = True
         if self._started:
-            self._paho.disconnect()
             await self._stop_network()
+        self._session_up = False
         self._fail_waiters(BusError(f"the MQTT client {self._client_id!r} was closed"))
         self._set_state(False, "closed by the client")
         with contextlib.suppress(asyncio.QueueFull):
@@ -575,8 +589,9 @@ class MqttClient:
 
     async def _stop_network(self) -> None:
         self._closed = True
-        if self._paho.is_connected():
-            self._paho.disconnect()
+        # disconnect() also wakes paho's select() at once (and ends a backoff wait within 1 s);
+        # it sends DISCONNECT only if a connection is open. Idempotent.
+        self._paho.disconnect()
         await asyncio.to_thread(self._paho.loop_stop)
 
     async def drop_connection(self) -> None:
@@ -597,6 +612,9 @@ class MqttClient:
 
     async def connected(self, timeout: float | None = None) -> None:
         """Wait until the client is connected (at once if it is).
+
+        "Connected" means the CONNACK accepted us *and* the broker acknowledged our
+        subscriptions, so a message published after this returns is not missed.
 
         Raises:
             BusError: not connected within ``timeout`` seconds, or the client is closed.
@@ -731,7 +749,7 @@ class MqttClient:
         self._subscriptions[topic_filter] = qos
         self._matcher.add(topic_filter)
         self._confirmed.discard(topic_filter)
-        if self._ready:
+        if self._session_up:
             self._send_subscribe([topic_filter])
         limit = self._ack_timeout if timeout is None else timeout
         try:
@@ -751,17 +769,16 @@ class MqttClient:
             return
         self._matcher.discard(topic_filter)
         self._confirmed.discard(topic_filter)
-        if self._ready:
+        if self._session_up:
             self._paho.unsubscribe(topic_filter)
 
-    def _send_subscribe(self, filters: list[str]) -> None:
-        """Send one SUBSCRIBE for ``filters`` (loop thread, connected)."""
-        if not filters:
-            return
+    def _send_subscribe(self, filters: list[str]) -> int | None:
+        """Send one SUBSCRIBE for ``filters`` (loop thread, connected); its mid or None."""
         rc, mid = self._paho.subscribe([(f, self._subscriptions[f]) for f in filters])
         if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None:
             self._suback_mids[mid] = filters
-        # else: the connection just dropped; the next CONNACK subscribes again.
+            return int(mid)
+        return None  # the connection just dropped; the next CONNACK subscribes again
 
     # ------------------------------------------------------------------ receive
 
@@ -908,11 +925,19 @@ class MqttClient:
             )
             return
         self.stats.connects += 1
+        self._session_up = True
+        self._session_present = session_present
         if not session_present:
             self._confirmed.clear()
-        self._ready = True
-        self._send_subscribe([f for f in self._subscriptions if f not in self._confirmed])
-        self._set_state(True, "connected", session_present)
+        pending = [f for f in self._subscriptions if f not in self._confirmed]
+        self._restore_mid = self._send_subscribe(pending) if pending else None
+        if self._restore_mid is None:
+            self._become_ready()
+        # else: ready when that SUBACK arrives (_handle_suback)
+
+    def _become_ready(self) -> None:
+        self._restore_mid = None
+        self._set_state(True, "connected", self._session_present)
         self._resolve_first(None)
 
     def _handle_connect_fail(self) -> None:
@@ -922,8 +947,10 @@ class MqttClient:
     def _handle_disconnect(self, reason: str) -> None:
         if self._closed:
             return
-        if self._ready:
+        if self._session_up:
             self.stats.disconnects += 1
+        self._session_up = False
+        self._restore_mid = None
         self._suback_mids.clear()
         self._set_state(False, reason)
         self._resolve_first(
@@ -952,6 +979,8 @@ class MqttClient:
                 self._confirmed.add(topic_filter)
             if waiter is not None and not waiter.done():
                 waiter.set_result(qos)
+        if mid == self._restore_mid and self._session_up:
+            self._become_ready()
 
     def _set_state(self, connected: bool, reason: str, session_present: bool = False) -> None:
         self._ready = connected

@@ -1,18 +1,19 @@
 """An ISA-18.2-style alarm engine: limits with deadband and delays, acknowledgement, journal.
 
-States (ISA-18.2 figure 7, without shelving/suppression)::
+States (ISA-18.2 alarm state model, without shelving and suppression)::
 
-              condition                  ack
-    NORMAL ─────────────▶ ACTIVE_UNACK ───────▶ ACTIVE_ACK
-      ▲  ▲                  │     ▲                 │
-      │  │ ack              │clear│condition        │ clear
-      │  └────────── CLEARED_UNACK ◀┘               │
-      └─────────────────────────────────────────────┘
+    transition       from            to
+    raised           CLEARED_ACK     ACTIVE_UNACK   condition beyond the limit (after on_delay)
+    raised           CLEARED_UNACK   ACTIVE_UNACK   back beyond the limit before anyone acked
+    acknowledged     ACTIVE_UNACK    ACTIVE_ACK     operator ack while still active
+    acknowledged     CLEARED_UNACK   CLEARED_ACK    operator ack after it returned
+    cleared          ACTIVE_UNACK    CLEARED_UNACK  returned past the deadband (after off_delay)
+    cleared          ACTIVE_ACK      CLEARED_ACK    returned, already acked
 
-``NORMAL`` is ``CLEARED_ACK``. A ``HI``/``HIHI`` condition holds while ``value > limit`` and
-returns once ``value <= limit - deadband``; ``LO``/``LOLO`` holds while ``value < limit``
-and returns once ``value >= limit + deadband``. Between the two the alarm keeps its state
-(hysteresis).
+``CLEARED_ACK`` is the normal state (``AlarmState.normal``). A ``HI``/``HIHI`` condition
+holds while ``value > limit`` and returns once ``value <= limit - deadband``; ``LO``/``LOLO``
+holds while ``value < limit`` and returns once ``value >= limit + deadband``. Between the
+two the alarm keeps its state (hysteresis).
 
 Delays are measured in the timestamps of the samples, never on the wall clock: the
 condition must hold for ``on_delay`` seconds before the alarm is raised, and be gone for
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from simlab.errors import SimlabError
 from simlab.platform.historian import Timestamp, is_good_quality, to_seconds
@@ -58,10 +59,21 @@ __all__ = [
 ]
 
 AlarmKind = Literal["HI", "HIHI", "LO", "LOLO"]
+
+
+def _tag_path(path: str) -> str:
+    if not path or any(c.isspace() or c in "+#" for c in path):
+        raise ValueError(
+            f"{path!r} is not a valid tag path: a tag path is a UNS path like "
+            "acme/plant1/line1/tank/level, with no spaces and no MQTT wildcards + or #"
+        )
+    return path
+
+
 TagPath = Annotated[
     str,
+    AfterValidator(_tag_path),
     Field(
-        pattern=r"^[^\s#+]+$",
         description="UNS path of a tag, e.g. acme/plant1/line1/tank/level "
         "(no spaces, no MQTT wildcards + or #)",
     ),
@@ -133,13 +145,17 @@ class AlarmDefinition(BaseModel):
 
 
 class AlarmState(StrEnum):
-    """ISA-18.2 alarm states (``NORMAL`` is another name of ``CLEARED_ACK``)."""
+    """ISA-18.2 alarm states; ``CLEARED_ACK`` is the normal state (see :attr:`normal`)."""
 
     ACTIVE_UNACK = "ACTIVE_UNACK"
     ACTIVE_ACK = "ACTIVE_ACK"
     CLEARED_UNACK = "CLEARED_UNACK"
     CLEARED_ACK = "CLEARED_ACK"
-    NORMAL = "CLEARED_ACK"
+
+    @property
+    def normal(self) -> bool:
+        """True in CLEARED_ACK: nothing active, nothing to acknowledge."""
+        return self is AlarmState.CLEARED_ACK
 
     @property
     def active(self) -> bool:
@@ -205,7 +221,7 @@ class _Runtime:
     """The mutable state of one alarm."""
 
     definition: AlarmDefinition
-    state: AlarmState = AlarmState.NORMAL
+    state: AlarmState = AlarmState.CLEARED_ACK
     since: float | None = None  # ts of the last state change
     value: float | None = None  # last good value evaluated
     last_ts: float = -math.inf  # ts of the last sample evaluated
@@ -226,6 +242,7 @@ class AlarmEngine:
         self._journal: deque[AlarmEvent] = deque(maxlen=journal_size)
         self._seq = 0
         self._last: dict[str, tuple[float, float | None, str]] = {}  # tag → ts, value, quality
+        self._now = -math.inf  # the newest ts seen (samples, advance, acknowledgements)
         self._install(_unique(definitions))
 
     def _install(self, definitions: dict[str, AlarmDefinition]) -> None:
@@ -249,8 +266,9 @@ class AlarmEngine:
         """Hot reload: install ``definitions``, keeping the state of unchanged alarms.
 
         An alarm whose definition changed in any field (or that is new) starts NORMAL and
-        is evaluated at once against the last sample of its tag, so new limits apply
-        without waiting for the next sample; the events of that evaluation are returned.
+        is evaluated at once against the last sample of its tag, at the engine's time (the
+        newest ts it has seen), so new limits apply without waiting for the next sample;
+        the events of that evaluation are returned.
         Alarms no longer defined are dropped without an event.
         """
         wanted = _unique(definitions)
@@ -262,8 +280,8 @@ class AlarmEngine:
                 continue
             last = self._last.get(runtime.definition.tag)
             if last is not None:
-                ts, value, quality = last
-                events += self._evaluate_one(runtime, value, ts, quality)
+                _, value, quality = last
+                events += self._evaluate_one(runtime, value, self._now, quality)
         return events
 
     # --- evaluation --------------------------------------------------------------------
@@ -276,6 +294,7 @@ class AlarmEngine:
         A sample older than the last one evaluated for an alarm is ignored by that alarm.
         """
         seconds = to_seconds(ts)
+        self._now = max(self._now, seconds)
         number = None if value is None or math.isnan(value) else float(value)
         previous = self._last.get(tag)
         if previous is None or seconds >= previous[0]:
@@ -291,6 +310,7 @@ class AlarmEngine:
         Each alarm re-evaluates the last sample of its tag at ``ts``.
         """
         seconds = to_seconds(ts)
+        self._now = max(self._now, seconds)
         events: list[AlarmEvent] = []
         for runtime in self._alarms.values():
             last = self._last.get(runtime.definition.tag)
@@ -327,7 +347,7 @@ class AlarmEngine:
         runtime.pending = None
         if runtime.state.active:
             new_state = (
-                AlarmState.NORMAL
+                AlarmState.CLEARED_ACK
                 if runtime.state is AlarmState.ACTIVE_ACK
                 else AlarmState.CLEARED_UNACK
             )
@@ -369,7 +389,7 @@ class AlarmEngine:
         if runtime.state.acknowledged:
             what = (
                 "is in normal state"
-                if runtime.state is AlarmState.NORMAL
+                if runtime.state is AlarmState.CLEARED_ACK
                 else "is active and already acknowledged"
             )
             raise AlarmError(
@@ -377,10 +397,14 @@ class AlarmEngine:
                 "only ACTIVE_UNACK and CLEARED_UNACK alarms wait for acknowledgement"
             )
         new_state = (
-            AlarmState.ACTIVE_ACK if runtime.state is AlarmState.ACTIVE_UNACK else AlarmState.NORMAL
+            AlarmState.ACTIVE_ACK
+            if runtime.state is AlarmState.ACTIVE_UNACK
+            else AlarmState.CLEARED_ACK
         )
+        seconds = to_seconds(ts)
+        self._now = max(self._now, seconds)
         return self._transition(
-            runtime, new_state, EventKind.ACKNOWLEDGED, to_seconds(ts), user=user, comment=comment
+            runtime, new_state, EventKind.ACKNOWLEDGED, seconds, user=user, comment=comment
         )
 
     def _runtime(self, name: str) -> _Runtime:
@@ -412,7 +436,9 @@ class AlarmEngine:
 
         Sorted by severity (highest first), then by the time of the last change.
         """
-        listed = [_status(r) for r in self._alarms.values() if r.state is not AlarmState.NORMAL]
+        listed = [
+            _status(r) for r in self._alarms.values() if r.state is not AlarmState.CLEARED_ACK
+        ]
         return sorted(listed, key=lambda s: (-s.severity, s.since or 0.0, s.name))
 
     def journal(

@@ -218,14 +218,13 @@ class SqliteHistorian:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if flush_interval < 0:
             raise ValueError(f"flush_interval must be >= 0 s, got {flush_interval}")
-        if retention is not None and not retention > 0:
-            raise ValueError(f"retention must be > 0 s (or None to keep all), got {retention}")
         if not max_interval > 0:
             raise ValueError(f"max_interval must be > 0 s, got {max_interval}")
         self.path = path
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self.retention = retention
+        self.retention: float | None = None
+        self.set_retention(retention)
         self.max_interval = max_interval
         self._deadbands: dict[str, float] = {}
         self.set_deadbands(deadbands or {})
@@ -241,20 +240,24 @@ class SqliteHistorian:
     @staticmethod
     def _open(path: Path | str) -> sqlite3.Connection:
         target = str(path)
+        db: sqlite3.Connection | None = None
         try:
             db = sqlite3.connect(target, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
             if version not in (0, SCHEMA_VERSION):
-                db.close()
                 raise HistorianError(
                     f"{target}: historian schema version {version} is not supported "
                     f"(this simlab writes version {SCHEMA_VERSION}); use a new file"
                 )
             db.executescript(_SCHEMA)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.Error as err:
+        except (sqlite3.Error, HistorianError) as err:
+            if db is not None:
+                db.close()
+            if isinstance(err, HistorianError):
+                raise
             raise HistorianError(
                 f"{target}: cannot open the historian database: {err}; check that the "
                 "directory exists, is writable, and the file is a simlab historian"
@@ -295,6 +298,12 @@ class SqliteHistorian:
             if not band >= 0:
                 raise ValueError(f"deadband of {tag!r} must be >= 0, got {band}")
         self._deadbands = dict(deadbands)
+
+    def set_retention(self, retention: float | None) -> None:
+        """Keep ``retention`` seconds of history (None keeps everything); applied on flush."""
+        if retention is not None and not retention > 0:
+            raise ValueError(f"retention must be > 0 s (or None to keep all), got {retention}")
+        self.retention = retention
 
     @property
     def deadbands(self) -> dict[str, float]:

@@ -29,20 +29,17 @@ explicit :meth:`RulesWatcher.poll` call; a bad file keeps the previous rules.
 from __future__ import annotations
 
 import os
-import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.fields import FieldInfo
+from pydantic import BaseModel, ConfigDict, Field
 
-from simlab.errors import Problem, SimlabError
+from simlab.errors import FileProblems, Problem
 from simlab.platform.alarms import AlarmDefinition, TagPath
-from simlab.scenario.checks import Loc, did_you_mean
-from simlab.scenario.loader import format_path
+from simlab.scenario.checks import Loc
+from simlab.scenario.loader import Positions, decode_text, problem_at, read_model
 
 __all__ = [
     "FORMAT_VERSION",
@@ -55,9 +52,6 @@ __all__ = [
 
 FORMAT_VERSION = 1
 _RANK = {"LOLO": 0, "LO": 1, "HI": 2, "HIHI": 3}
-
-Positions = dict[Loc, tuple[int, int]]
-_TAG_HINT = "a tag path is a UNS path like acme/plant1/line1/tank/level: no spaces, no + or #"
 
 
 class RulesFile(BaseModel):
@@ -86,12 +80,8 @@ class RulesFile(BaseModel):
         return None if self.retention_hours is None else self.retention_hours * 3600.0
 
 
-class RulesError(SimlabError):
+class RulesError(FileProblems):
     """A rules file that cannot be used; ``problems`` lists every error found."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -99,243 +89,27 @@ class RulesError(SimlabError):
 
 def load_rules(path: Path | str) -> RulesFile:
     """Read and validate the rules file at ``path``; RulesError lists every problem."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as err:
-        raise RulesError(
-            [
-                Problem(
-                    f"cannot read the rules file: {err.strerror or err}",
-                    file=str(path),
-                    hint="check that the file exists and that you may read it",
-                )
-            ]
-        ) from err
-    return _parse_bytes(raw, str(path))
-
-
-def _parse_bytes(raw: bytes, filename: str) -> RulesFile:
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise RulesError(
-            [
-                Problem(
-                    f"the file is not UTF-8 text (byte 0x{raw[err.start]:02x})",
-                    file=filename,
-                    line=raw.count(b"\n", 0, err.start) + 1,
-                    hint="save the file with UTF-8 encoding",
-                )
-            ]
-        ) from None
-    return parse_rules(text, filename)
+    return parse_rules(decode_text(Path(path), RulesError), str(path))
 
 
 def parse_rules(text: str, filename: str = "<rules>") -> RulesFile:
     """Validate rules YAML ``text``; ``filename`` is only used in messages."""
-    data, positions = _read_yaml(text, filename)
-    if not isinstance(data, dict):
-        line, column = positions.get((), (1, 1))
-        raise RulesError(
-            [
-                Problem(
-                    "a rules file is a mapping of fields (format_version, alarms, deadbands, "
-                    f"retention_hours), but this file is {_kind_of(data)}",
-                    file=filename,
-                    line=line,
-                    column=column,
-                    hint=f"start the file with 'format_version: {FORMAT_VERSION}'",
-                )
-            ]
-        )
-    try:
-        rules = RulesFile.model_validate(data)
-    except ValidationError as err:
-        raise RulesError(
-            [_problem_of(item, positions, filename) for item in err.errors(include_url=False)]
-        ) from None
+    rules, positions = read_model(
+        text,
+        filename,
+        RulesFile,
+        error=RulesError,
+        shape="a rules file is a mapping of fields (format_version, alarms, deadbands, "
+        "retention_hours)",
+        start=f"start the file with 'format_version: {FORMAT_VERSION}'",
+    )
     problems = [
-        _place(loc, message, hint, positions, filename)
+        problem_at(loc, message, hint, positions, filename)
         for loc, message, hint in _cross_check(rules, positions)
     ]
     if problems:
         raise RulesError(problems)
     return rules
-
-
-def _kind_of(data: Any) -> str:
-    if data is None:
-        return "empty"
-    return "a list" if isinstance(data, list) else f"a single value ({data!r:.40})"
-
-
-# --- YAML with positions ---------------------------------------------------------------
-# A compact cousin of simlab.scenario.loader's private reader (which is bound to the
-# scenario model): compose the node tree, map each data path to its line, construct.
-
-
-def _read_yaml(text: str, filename: str) -> tuple[Any, Positions]:
-    try:
-        loader = yaml.SafeLoader(text)
-        walker = _Walker(loader, filename)
-        try:
-            node = loader.get_single_node()
-            if node is not None:
-                walker.walk(node, ())
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        message = " ".join(p for p in (err.context, err.problem) if p) or "invalid YAML"
-        raise RulesError(
-            [
-                Problem(
-                    f"not valid YAML: {message}",
-                    file=filename,
-                    line=mark.line + 1 if mark else None,
-                    column=mark.column + 1 if mark else None,
-                    hint="check indentation (spaces, not tabs), colons after keys and quotes",
-                )
-            ]
-        ) from None
-    except (yaml.YAMLError, RecursionError) as err:
-        raise RulesError(
-            [
-                Problem(
-                    f"not valid YAML: {err or 'nested too deeply'}",
-                    file=filename,
-                    hint="check that this is a plain YAML text file",
-                )
-            ]
-        ) from None
-    if walker.duplicates:
-        raise RulesError(walker.duplicates)
-    return data, walker.positions
-
-
-@dataclass
-class _Walker:
-    """Records the line and column of every data path, and duplicate keys, in a node tree."""
-
-    loader: yaml.SafeLoader
-    filename: str
-    positions: Positions = field(default_factory=dict)
-    duplicates: list[Problem] = field(default_factory=list)
-    seen: set[int] = field(default_factory=set)
-
-    def walk(self, node: yaml.Node, loc: Loc) -> None:
-        if id(node) in self.seen:  # an alias: walked once already (also stops alias bombs)
-            return
-        self.seen.add(id(node))
-        self.positions[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, yaml.MappingNode):
-            keys: set[Any] = set()
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
-                    continue
-                key = self.loader.construct_object(key_node)
-                at = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                if key in keys:
-                    self.duplicates.append(
-                        Problem(
-                            f"key {key!r} appears twice in the same mapping",
-                            path=format_path((*loc, str(key))),
-                            file=self.filename,
-                            line=at[0],
-                            column=at[1],
-                            hint="keep one of them (YAML would silently use the last one)",
-                        )
-                    )
-                keys.add(key)
-                self.walk(value_node, (*loc, key))
-                self.positions[(*loc, key)] = at  # a field's problems point at its key
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                self.walk(item, (*loc, index))
-
-
-# --- pydantic errors to problems -------------------------------------------------------
-
-
-def _place(loc: Loc, message: str, hint: str, positions: Positions, filename: str) -> Problem:
-    """A problem at ``loc``, on the line of the deepest part of ``loc`` found in the file."""
-    line = column = None
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in positions:
-            line, column = positions[loc[:end]]
-            break
-    return Problem(
-        message, path=format_path(loc), file=filename, line=line, column=column, hint=hint
-    )
-
-
-def _resolve(loc: Loc) -> tuple[Any, str, FieldInfo | None]:
-    """The annotation of the value at ``loc``, and the innermost model field on the way."""
-    annotation: Any = RulesFile
-    name, info = "", None
-    for part in loc:
-        while typing.get_origin(annotation) is Annotated:
-            annotation = typing.get_args(annotation)[0]
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            found = annotation.model_fields.get(str(part))
-            if found is None:
-                return None, name, info
-            name, info, annotation = str(part), found, found.annotation
-        elif typing.get_origin(annotation) in (list, dict):
-            annotation = typing.get_args(annotation)[-1]
-        else:
-            return None, name, info
-    return annotation, name, info
-
-
-def _fields_of(annotation: Any) -> list[str]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return sorted(annotation.model_fields)
-    return []
-
-
-def _problem_of(item: Any, positions: Positions, filename: str) -> Problem:
-    """One pydantic error as a Problem with position and hint."""
-    loc: Loc = tuple(item["loc"])
-    kind = str(item["type"])
-    value = item.get("input")
-    message = str(item["msg"]).removeprefix("Value error, ")
-    is_key = bool(loc) and loc[-1] == "[key]"
-    if is_key:
-        loc = loc[:-1]
-    _, owner, info = _resolve(loc)
-    description = info.description if info is not None and info.description else ""
-    name = str(loc[-1]) if loc else ""
-    described = f"{owner}: {description}" if description else ""
-    if kind == "missing":
-        hint = f"add '{name}:'" + (f" ({description})" if description else "")
-        if name == "format_version":
-            hint = f"start the file with 'format_version: {FORMAT_VERSION}'"
-        return _place(loc, f"required field {name!r} is missing", hint, positions, filename)
-    if kind == "extra_forbidden":
-        fields = _fields_of(_resolve(loc[:-1])[0])
-        guess = did_you_mean(name, fields)
-        hint = f"{guess + ' ' if guess else ''}Fields here: {', '.join(fields)}"
-        return _place(loc, f"unknown field {name!r}", hint, positions, filename)
-    if kind == "literal_error":
-        expected = str((item.get("ctx") or {}).get("expected", ""))
-        choices = [c.strip(" '\"") for c in expected.replace(" or ", ",").split(",")]
-        hint = did_you_mean(str(value), [c for c in choices if c]) or f"use one of: {expected}"
-        if name == "format_version":
-            hint = f"this version of simlab reads rules format_version {FORMAT_VERSION}"
-        return _place(loc, f"{message}, got {value!r}", hint, positions, filename)
-    if is_key or kind == "string_pattern_mismatch":
-        what = "tag path" if is_key or name == "tag" else name
-        hint = _TAG_HINT if what == "tag path" else described
-        return _place(loc, f"{value!r} is not a valid {what}", hint, positions, filename)
-    if kind in ("list_type", "dict_type", "model_type", "model_attributes_type"):
-        want = "a list ('- item' lines)" if kind == "list_type" else "a mapping of 'key: value'"
-        return _place(loc, f"expected {want}, got {value!r}", described, positions, filename)
-    if value is not None and not isinstance(value, dict | list):
-        message = f"{message}, got {value!r}"
-    hint = described or "write a value of the expected type"
-    return _place(loc, message, hint, positions, filename)
 
 
 # --- cross checks ----------------------------------------------------------------------
@@ -430,7 +204,7 @@ class RulesWatcher:
             if raw == self._loaded:
                 self.problems = []
                 return False
-            rules = _parse_bytes(raw, str(self.path))
+            rules = load_rules(self.path)
         except OSError as err:
             return self._failed(
                 [

@@ -63,7 +63,8 @@ def test_broken_file_reports_the_expected_problem(file: Path) -> None:
     report = "\n".join(str(p) for p in problems)
     assert len(problems) == 1, f"{file.name} is broken in one way, but got:\n{report}"
     matching = [
-        p for p in problems
+        p
+        for p in problems
         if p.path == expected.path and expected.message in p.message and p.line == expected.line
     ]
     assert matching, (

@@ -73,19 +73,39 @@ def test_minimal_scenario_is_valid() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "path", "hint"),
     [
-        ("initial_level: 0.5", "initail_level: 0.5", "plant.units[0].initail_level",
-         "did you mean 'initial_level'?"),
-        ("signal: tank.level", "signal: tank.levle", "devices[0].tags[0].signal",
-         "did you mean 'tank.level'?"),
+        (
+            "initial_level: 0.5",
+            "initail_level: 0.5",
+            "plant.units[0].initail_level",
+            "did you mean 'initial_level'?",
+        ),
+        (
+            "signal: tank.level",
+            "signal: tank.levle",
+            "devices[0].tags[0].signal",
+            "did you mean 'tank.level'?",
+        ),
         ("type: tank", "type: tnak", "plant.units[0].type", "did you mean 'tank'?"),
         ("to: tank", "to: tnak", "plant.units[1].to", "did you mean 'tank'?"),
-        ("drives: pump.cmd_run", "drives: pump.cmd_rn", "devices[0].tags[1].drives",
-         "did you mean 'pump.cmd_run'?"),
+        (
+            "drives: pump.cmd_run",
+            "drives: pump.cmd_rn",
+            "devices[0].tags[1].drives",
+            "did you mean 'pump.cmd_run'?",
+        ),
         ("watch: [plc1.level]", "watch: [plc1.levle]", "watch[0]", "did you mean 'plc1.level'?"),
-        ("        signal: tank.level", "        signal: tank.level\n        unit: meters",
-         "devices[0].tags[0].unit", "did you mean 'm'?"),
-        ("        signal: tank.level", "        signal: tank.level\n        unit: degc",
-         "devices[0].tags[0].unit", "did you mean 'degC'?"),
+        (
+            "        signal: tank.level",
+            "        signal: tank.level\n        unit: meters",
+            "devices[0].tags[0].unit",
+            "did you mean 'm'?",
+        ),
+        (
+            "        signal: tank.level",
+            "        signal: tank.level\n        unit: degc",
+            "devices[0].tags[0].unit",
+            "did you mean 'degC'?",
+        ),
         ("type: plc", "type: plcc", "devices[0].type", "did you mean 'plc'?"),
         ("name: pump\n", "name: Pump\n", "plant.units[1].name", "did you mean 'pump'?"),
     ],
@@ -131,8 +151,10 @@ def test_two_reference_errors_give_two_problems() -> None:
         "watch: [plc1.level]", "watch: [plc1.nothing]"
     )
     found = problems(text)
-    assert [(p.path, p.line) for p in found] == [("devices[0].tags[0].signal", 20),
-                                                 ("watch[0]", 24)]
+    assert [(p.path, p.line) for p in found] == [
+        ("devices[0].tags[0].signal", 20),
+        ("watch[0]", 24),
+    ]
 
 
 def test_every_problem_is_printed() -> None:
@@ -245,13 +267,19 @@ def test_format_path() -> None:
     [
         ("", 1, "this file is empty"),
         ("# only a comment\n", 1, "this file is empty"),
-        ("# comment\n- a\n- b\n", 2, "this file is a single list"),
+        ("# comment\n- a\n- b\n", 2, "this file is a list"),
         ("just text\n", 1, "this file is a single text"),
-        ("format_version: 1\nname: x\nclock: {epoch: 2024-13-45}\n", 3,
-         "cannot read the value '2024-13-45'"),
+        (
+            "format_version: 1\nname: x\nclock: {epoch: 2024-13-45}\n",
+            3,
+            "cannot read the value '2024-13-45'",
+        ),
         ("format_version: 1\nname: x\nseed: !!int abc\n", 3, "cannot read the value 'abc'"),
-        ("format_version: 1\nname: x\nseed: !!python/object:os.system x\n", 3,
-         "could not determine a constructor"),
+        (
+            "format_version: 1\nname: x\nseed: !!python/object:os.system x\n",
+            3,
+            "could not determine a constructor",
+        ),
         ("format_version: 1\nname: x\x00\n", 2, "U+0000 is not allowed"),
         ("format_version: 1\nname: x\n---\nname: y\n", 3, "single document"),
         ("format_version: 1\nname: x\nwatch: *nowhere\n", 3, "undefined alias"),
@@ -329,17 +357,33 @@ def _mutations(text: str, count: int, seed: int) -> list[str]:
         kind = rng.randrange(8)
         i = rng.randrange(len(lines))
         if kind == 0:  # delete a line
-            mutated = lines[:i] + lines[i + 1:]
+            mutated = lines[:i] + lines[i + 1 :]
         elif kind == 1:  # duplicate a line
-            mutated = lines[:i + 1] + lines[i:]
+            mutated = lines[: i + 1] + lines[i:]
         elif kind == 2:  # a number becomes a word
             m = rng.choice(numbers)
-            word = rng.choice(["big", "'12'", "~", "[]", "{}", "-1e999", "2024-13-45", "1_0",
-                               "!!int 1.5", "0x1G", ".nan", "&x 1", "*x", "!!str 5"])
-            out.append(text[:m.start()] + word + text[m.end():])
+            word = rng.choice(
+                [
+                    "big",
+                    "'12'",
+                    "~",
+                    "[]",
+                    "{}",
+                    "-1e999",
+                    "2024-13-45",
+                    "1_0",
+                    "!!int 1.5",
+                    "0x1G",
+                    ".nan",
+                    "&x 1",
+                    "*x",
+                    "!!str 5",
+                ]
+            )
+            out.append(text[: m.start()] + word + text[m.end() :])
             continue
         elif kind == 3:  # truncate
-            out.append(text[:rng.randrange(len(text))])
+            out.append(text[: rng.randrange(len(text))])
             continue
         elif kind == 4:  # indent or dedent a line
             mutated = list(lines)
@@ -350,7 +394,7 @@ def _mutations(text: str, count: int, seed: int) -> list[str]:
             mutated[i], mutated[j] = mutated[j], mutated[i]
         elif kind == 6:  # drop or add a YAML punctuation character
             at = rng.randrange(len(text))
-            out.append(text[:at] + rng.choice(":-[]{},'\"&*!\t#|>") + text[at + 1:])
+            out.append(text[:at] + rng.choice(":-[]{},'\"&*!\t#|>") + text[at + 1 :])
             continue
         else:  # a value becomes a number, a list or null
             mutated = list(lines)

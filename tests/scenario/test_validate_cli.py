@@ -30,8 +30,9 @@ def good(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def bad(good: str) -> str:
     text = Path(good).read_text(encoding="utf-8")
     assert "signal: tank.level," in text
-    Path("bad.yaml").write_text(text.replace("signal: tank.level,", "signal: tank.levle,", 1),
-                                encoding="utf-8")
+    Path("bad.yaml").write_text(
+        text.replace("signal: tank.level,", "signal: tank.levle,", 1), encoding="utf-8"
+    )
     return "bad.yaml"
 
 
@@ -55,7 +56,8 @@ def test_broken_file_exits_1_with_file_line_col(
     line = line_of(bad, "tank.levle")
     assert f"{bad}:{line}:" in captured.err
     assert "error: devices[0].tags[0].signal: plant signal 'tank.levle' does not exist" in (
-        captured.err)
+        captured.err
+    )
     assert "hint: did you mean 'tank.level'?" in captured.err
     assert f"{bad}: 1 problem" in captured.err
     assert "ok" not in captured.out
@@ -76,11 +78,13 @@ def test_missing_file_exits_1(good: str, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_yaml_that_used_to_crash_exits_1(good: str, capsys: pytest.CaptureFixture[str]) -> None:
-    Path("date.yaml").write_text("format_version: 1\nname: x\nclock: {epoch: 2024-13-45}\n",
-                                 encoding="utf-8")
+    Path("date.yaml").write_text(
+        "format_version: 1\nname: x\nclock: {epoch: 2024-13-45}\n", encoding="utf-8"
+    )
     assert main(["validate", "date.yaml"]) == 1
     assert "date.yaml:3:16: error: not valid YAML: cannot read the value" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
 
 
 def test_real_process_prints_no_traceback() -> None:
@@ -88,7 +92,11 @@ def test_real_process_prints_no_traceback() -> None:
     valid = str(bundled_scenarios()["water-tank"])
     result = subprocess.run(
         [sys.executable, "-m", "simlab", "validate", valid, *files],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
     )
     assert result.returncode == 1, result.stderr

@@ -46,11 +46,8 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any, Final, TypeAlias, cast
 
-from google.protobuf import unknown_fields  # type: ignore[import-untyped, unused-ignore]
-from google.protobuf.message import DecodeError  # type: ignore[import-untyped, unused-ignore]
-
 from simlab.bus.sparkplug.errors import SparkplugError
-from simlab.bus.sparkplug.schema import PAYLOAD_CLASS
+from simlab.bus.sparkplug.schema import DECODE_ERRORS, PAYLOAD_CLASS, unknown_field_numbers
 
 __all__ = [
     "ArrayValue",
@@ -254,6 +251,10 @@ class Payload:
     uuid: str | None = None
     body: bytes | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.metrics, tuple):
+            object.__setattr__(self, "metrics", tuple(self.metrics))
+
     def metric(self, name: str) -> Metric | None:
         """The first metric called ``name``, or ``None`` (metrics sent by alias only have no
         name: resolve them against the BIRTH first)."""
@@ -372,7 +373,7 @@ def decode_payload(data: bytes) -> Payload:
         raise SparkplugError(f"a Sparkplug payload is bytes, not {type(data).__name__}")
     try:
         message = PAYLOAD_CLASS.FromString(bytes(data))
-    except (DecodeError, ValueError, RuntimeError) as err:
+    except DECODE_ERRORS as err:
         raise SparkplugError(
             f"not a Sparkplug B payload ({len(data)} bytes): the protobuf message is malformed"
         ) from err
@@ -506,9 +507,9 @@ def _unpack_array(datatype: DataType, data: bytes, where: str) -> ArrayValue:
 
 
 def _reject_unknown_fields(message: Any, where: str) -> None:
-    unknown = unknown_fields.UnknownFieldSet(message)
-    if len(unknown):
-        numbers = ", ".join(str(f.field_number) for f in unknown)
+    unknown = unknown_field_numbers(message)
+    if unknown:
+        numbers = ", ".join(str(n) for n in unknown)
         raise SparkplugError(f"{where}: field number(s) {numbers} are not in Sparkplug B")
 
 
@@ -561,7 +562,9 @@ def _coerce(value: object, datatype: DataType, *, raw: bool, where: str) -> Metr
     if not isinstance(value, tuple | list):
         raise _mismatch(value, datatype, where)
     element = _ARRAY_ELEMENT[datatype]
-    items = tuple(_coerce(v, element, raw=False, where=f"{where}[{i}]") for i, v in enumerate(value))
+    items = tuple(
+        _coerce(v, element, raw=False, where=f"{where}[{i}]") for i, v in enumerate(value)
+    )
     if datatype is DataType.StringArray and any("\x00" in str(s) for s in items):
         raise SparkplugError(f"{where}: StringArray elements cannot contain NUL characters")
     return cast(ArrayValue, items)  # homogeneous: every element has the element datatype
@@ -579,7 +582,9 @@ def _coerce_int(value: object, datatype: DataType, *, raw: bool, where: str) -> 
     else:
         low, high = 0, (1 << _UNSIGNED_BITS[datatype]) - 1
     if not low <= value <= high:
-        raise SparkplugError(f"{where}: {value} is out of range for {datatype.name} ({low}..{high})")
+        raise SparkplugError(
+            f"{where}: {value} is out of range for {datatype.name} ({low}..{high})"
+        )
     return value
 
 

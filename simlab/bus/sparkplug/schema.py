@@ -9,8 +9,9 @@ proto2 (explicit field presence), like the specification's, so ``HasField`` tell
 
 The classes live in a private :class:`~google.protobuf.descriptor_pool.DescriptorPool`, so
 another Sparkplug schema loaded by some other package into the default pool never clashes
-with ours. Only :mod:`simlab.bus.sparkplug.codec` uses this module; everything outside the
-package sees our own dataclasses, never a protobuf message.
+with ours. This is the only module of simlab that imports protobuf, and only
+:mod:`simlab.bus.sparkplug.codec` uses it: everything outside the package sees our own
+dataclasses, never a protobuf message or exception.
 
 To check the schema against another implementation's wire bytes, see
 ``tests/bus/test_sparkplug.py::test_decodes_hand_assembled_wire_bytes``.
@@ -24,9 +25,17 @@ from google.protobuf import (  # type: ignore[import-untyped, unused-ignore]
     descriptor_pb2,
     descriptor_pool,
     message_factory,
+    unknown_fields,
 )
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped, unused-ignore]
 
-__all__ = ["PACKAGE", "PAYLOAD_CLASS", "file_descriptor_proto"]
+__all__ = [
+    "DECODE_ERRORS",
+    "PACKAGE",
+    "PAYLOAD_CLASS",
+    "file_descriptor_proto",
+    "unknown_field_numbers",
+]
 
 PACKAGE: Final = "simlab.sparkplug_b"
 """Protobuf package of our schema. Package names never travel on the wire."""
@@ -200,3 +209,12 @@ def _payload_class() -> Any:
 PAYLOAD_CLASS: Final[Any] = _payload_class()
 """The protobuf message class of a Sparkplug B ``Payload`` (nested classes hang off it:
 ``PAYLOAD_CLASS.Metric``, ``PAYLOAD_CLASS.PropertySet``, ...)."""
+
+DECODE_ERRORS: Final[tuple[type[Exception], ...]] = (DecodeError, ValueError, RuntimeError)
+"""What parsing bytes with :data:`PAYLOAD_CLASS` may raise on malformed input."""
+
+
+def unknown_field_numbers(message: Any) -> list[int]:
+    """Field numbers present on the wire of ``message`` that the schema does not define."""
+    unknown: Any = unknown_fields.UnknownFieldSet(message)
+    return [int(f.field_number) for f in unknown]

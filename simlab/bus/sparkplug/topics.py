@@ -114,10 +114,10 @@ class EdgeTopic:
         object.__setattr__(self, "message_type", kind)
         if kind.is_device:
             if self.device_id is None:
-                raise SparkplugTopicError(f"a {kind} topic needs a device_id")
+                raise SparkplugTopicError(f"{kind} topics need a device_id")
             validate_id(self.device_id, "device_id")
         elif self.device_id is not None:
-            raise SparkplugTopicError(f"a {kind} topic has no device_id (got {self.device_id!r})")
+            raise SparkplugTopicError(f"{kind} topics have no device_id (got {self.device_id!r})")
 
     @property
     def topic(self) -> str:
