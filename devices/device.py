@@ -9,6 +9,7 @@ land in the tag table at once and reach the plant at the next scan.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from devices.plant.plant import Plant
@@ -60,8 +61,9 @@ class Device:
                 bias = convert(0.0, self.unit_of(tag, signal), signal.unit)
                 gain = convert(1.0, self.unit_of(tag, signal), signal.unit) - bias
                 self._drives.append(_Drive(tag.name, plant.index(tag.drives), gain, bias))
-        self.next_scan = 0.0
         self.scans = 0
+        self.on_write: Callable[[str, TagValue], None] | None = None
+        """Called after every accepted client write, with the tag and the value written."""
         self._initialise()
 
     @staticmethod
@@ -129,6 +131,8 @@ class Device:
                     f"{self.name}.{tag} = {coerced} is outside its range [{low}, {high}]"
                 )
         self.tags[tag] = coerced
+        if self.on_write is not None:
+            self.on_write(tag, coerced)
 
     def _spec(self, tag: str) -> TagSpec:
         if tag not in self.specs:

@@ -54,14 +54,13 @@ Layout (like rustlings' ``info.toml``: the manifest's order is the curriculum or
     time_limit_s: 120
 
 Every problem is a :class:`~simlab.errors.Problem` with ``file:line:column``, the field path
-and a hint, like scenario files: :func:`load_yaml_model` reads any YAML file into any
-pydantic model that way, reusing the scenario loader's YAML-with-positions machinery.
+and a hint, like scenario files: :func:`load_yaml_model` reads a YAML file into a pydantic
+model with the scenario loader's public YAML-with-positions machinery (``read_model``).
 """
 
 from __future__ import annotations
 
 import re
-import typing
 from collections.abc import Collection, Mapping
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -78,18 +77,14 @@ from pydantic import (
     PositiveInt,
     PrivateAttr,
     StringConstraints,
-    ValidationError,
 )
 
 from grading.model import GradingError
 from grading.variants import VariantError, VariantSpec, draw_variant, render_brief, render_value
-from simlab.errors import Problem, ScenarioError
+from simlab.errors import FileProblems, Problem, ScenarioError
 from simlab.scenario import Scenario, bundled_scenarios, format_path, parse_scenario
 from simlab.scenario.checks import Loc, did_you_mean
-
-# Private helpers of the scenario loader, reused as they are (see the module docstring of
-# simlab.scenario.loader); candidates for a public "YAML with positions" helper.
-from simlab.scenario.loader import _explain, _problem, _read_yaml, _strip, _Where
+from simlab.scenario.loader import Positions, decode_text, problem_at, read_model
 
 __all__ = [
     "BRIEF",
@@ -119,16 +114,11 @@ MANIFEST_FILE = "manifest.yaml"
 EXERCISE_FILE = "exercise.yaml"
 BRIEF = "README.md"
 
-Positions = dict[Loc, tuple[int, int]]
 M = TypeVar("M", bound=BaseModel)
 
 
-class ManifestError(GradingError):
+class ManifestError(FileProblems, GradingError):
     """A manifest, exercise or competency file that cannot be used; ``problems`` lists all."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 # --- field types -----------------------------------------------------------------------
@@ -341,102 +331,20 @@ class CompetencyFramework(_Spec):
 # --- reading YAML into models, with positions ------------------------------------------
 
 
-def _locate(root: type[BaseModel], pydantic_loc: tuple[Any, ...]) -> _Where:
-    """Follow pydantic's error ``loc`` through ``root``'s fields, lists and dicts.
+def load_yaml_model(path: Path, model: type[M], *, shape: str, start: str) -> tuple[M, Positions]:
+    """Read YAML file ``path`` into ``model``, and where each field path is (line, column).
 
-    A generic cousin of the scenario loader's ``_locate`` (which starts at ``Scenario`` and
-    handles tagged unions); the exercise format has no unions, but has dict-valued fields.
+    A thin wrapper over the scenario loader's public ``decode_text`` and ``read_model``:
+    :class:`ManifestError` lists every problem (unreadable or non-UTF-8 file, YAML syntax,
+    duplicate keys, unknown or missing fields, wrong values) at ``file:line:column`` with
+    the field path and a hint. ``shape`` says what the file is, ``start`` how it begins.
     """
-    annotation: Any = root
-    parent: Any = None
-    for part in pydantic_loc:
-        current = _strip(annotation)
-        parent = None
-        origin = typing.get_origin(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            parent = current
-            field = current.model_fields.get(part) if isinstance(part, str) else None
-            annotation = field.annotation if field is not None else None
-        elif origin is list and isinstance(part, int):
-            annotation = typing.get_args(current)[0]
-        elif origin is dict:
-            annotation = typing.get_args(current)[1]
-        else:
-            annotation = None
-    return _Where(tuple(pydantic_loc), parent, annotation, False)
-
-
-def _read_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise ManifestError(
-            [
-                Problem(
-                    f"cannot read the file: {err.strerror or err}",
-                    file=str(path),
-                    hint="check that the file exists and that you may read it",
-                )
-            ]
-        ) from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise ManifestError(
-            [
-                Problem(
-                    "the file is not UTF-8 text",
-                    file=str(path),
-                    line=line,
-                    hint="save the file with UTF-8 encoding",
-                )
-            ]
-        ) from None
-
-
-def _parse(text: str, filename: str, model: type[M], what: str) -> tuple[M, Positions]:
-    try:
-        data, positions = _read_yaml(text, filename)
-    except ScenarioError as err:
-        raise ManifestError(err.problems) from None
-    if not isinstance(data, dict):
-        line, column = positions.get((), (1, 1))
-        raise ManifestError(
-            [
-                Problem(
-                    f"{what} is a mapping of fields ({', '.join(model.model_fields)}), "
-                    f"but this file is {'empty' if data is None else 'not a mapping'}",
-                    file=filename,
-                    line=line,
-                    column=column,
-                    hint="write one 'field: value' per line at the top level",
-                )
-            ]
-        )
-    try:
-        parsed = model.model_validate(data)
-    except ValidationError as err:
-        problems = []
-        for item in err.errors(include_url=False):
-            loc, message, hint = _explain(item, _locate(model, tuple(item["loc"])))
-            problems.append(_problem(loc, message, hint, positions, filename))
-        raise ManifestError(problems) from None
-    return parsed, positions
-
-
-def load_yaml_model(path: Path, model: type[M], what: str = "the file") -> tuple[M, Positions]:
-    """Read YAML ``path`` into ``model``; also return where each field path is (line, col).
-
-    Raises :class:`ManifestError` listing every problem with ``file:line:column``, the
-    field path and a hint: unreadable or non-UTF-8 files, YAML syntax, duplicate keys,
-    unknown or missing fields, wrong types. ``what`` names the file kind in messages.
-    """
-    return _parse(_read_text(path), str(path), model, what)
+    text = decode_text(path, ManifestError)
+    return read_model(text, str(path), model, error=ManifestError, shape=shape, start=start)
 
 
 def _at(loc: Loc, message: str, hint: str, positions: Positions, filename: str) -> Problem:
-    return _problem(loc, message, hint, positions, filename)
+    return problem_at(loc, message, hint, positions, filename)
 
 
 def _manifest_path(root: Path) -> Path:
@@ -445,7 +353,12 @@ def _manifest_path(root: Path) -> Path:
 
 def _load_manifest(root: Path) -> tuple[Manifest, Positions]:
     path = _manifest_path(Path(root))
-    manifest, positions = load_yaml_model(path, Manifest, "a course manifest")
+    manifest, positions = load_yaml_model(
+        path,
+        Manifest,
+        shape="a course manifest is a mapping of fields (format_version, course, exercises)",
+        start=f"start the file with 'format_version: {FORMAT_VERSION}' and 'course:'",
+    )
     manifest._root = path.parent
     return manifest, positions
 
@@ -462,7 +375,12 @@ def _load_exercise(folder: Path) -> tuple[Exercise, Positions]:
         if folder.is_dir() or folder.suffix not in (".yaml", ".yml")
         else folder
     )
-    exercise, positions = load_yaml_model(path, Exercise, "an exercise")
+    exercise, positions = load_yaml_model(
+        path,
+        Exercise,
+        shape="an exercise is a mapping of fields (id, title, scenario, mode, checks, ...)",
+        start="start the file with 'id:' and 'title:'",
+    )
     filename = str(path)
     problems: list[Problem] = []
     seen: dict[str, int] = {}
@@ -498,7 +416,12 @@ def load_competencies(path: Path | None = None) -> dict[str, Competency]:
     """Id → competency, from ``path`` or the framework shipped in ``grading/competencies.yaml``."""
     if path is None:
         path = Path(str(resources.files("grading") / _DEFAULT_COMPETENCIES))
-    framework, positions = load_yaml_model(path, CompetencyFramework, "a competency framework")
+    framework, positions = load_yaml_model(
+        path,
+        CompetencyFramework,
+        shape="a competency framework is a mapping of fields (format_version, competencies)",
+        start=f"start the file with 'format_version: {FORMAT_VERSION}' and 'competencies:'",
+    )
     found: dict[str, Competency] = {}
     problems = []
     for index, competency in enumerate(framework.competencies):
@@ -825,7 +748,9 @@ def _check_exercise(
             here(loc, err.detail, "use the variant's parameter names, or \\{{ for a literal '{{'")
     if exercise.brief_path.is_file():
         try:
-            render_brief(_read_text(exercise.brief_path), variant, str(exercise.brief_path))
+            render_brief(
+                decode_text(exercise.brief_path, ManifestError), variant, str(exercise.brief_path)
+            )
         except VariantError as err:
             problems.append(
                 Problem(

@@ -23,6 +23,8 @@ from simlab.errors import ScenarioError, SimlabError
 from simlab.lab import Lab
 from simlab.scenario import bundled_scenarios, json_schema, load_scenario
 from simlab.scenario.checks import did_you_mean
+from simlab.scenario.devices import TagSpec
+from simlab.scenario.model import Scenario
 from simlab.summary import endpoint_table, heartbeat, register_csv, register_table, summary
 
 __all__ = ["main"]
@@ -236,12 +238,21 @@ def _registers(args: argparse.Namespace) -> int:
     device = devices[args.device]
     if device.modbus is None:
         raise SimlabError(f"device {args.device!r} has no Modbus server in {scenario.name}")
-    rows = register_map(device)
+    units = {tag.name: _tag_unit(scenario, tag) for tag in device.tags}
+    rows = register_map(device, units=units)
     if args.csv:
-        out.print(register_csv(rows), markup=False, end="")
+        sys.stdout.write(register_csv(rows))  # raw: a console would wrap long lines
     else:
         out.print(register_table(device, rows))
     return 0
+
+
+def _tag_unit(scenario: Scenario, tag: TagSpec) -> str:
+    """A tag's unit as the handout shows it: declared, else its plant signal's."""
+    ref = tag.signal or tag.drives
+    if tag.unit is not None or ref is None:
+        return tag.unit or ""
+    return scenario.plant.signal_catalogue()[ref].unit
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import contextlib
 import os
 from pathlib import Path
 from types import TracebackType
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -66,6 +67,8 @@ class Lab:
         self.plant = Plant(scenario.plant, plant_rng)
         self.sensors = SensorBank(self._measured_tags(), sensor_rng)
         self.devices = {d.name: Device(d, self.plant, self.sensors) for d in scenario.devices}
+        for name, device in self.devices.items():
+            device.on_write = self._write_noter(name)
         self._scan_every = {
             name: max(1, round(d.scan_time / self.dt)) for name, d in self.devices.items()
         }
@@ -240,7 +243,14 @@ class Lab:
         """A client write to ``device.tag`` (checked: writable, type, range)."""
         device, tag = self._split(ref)
         device.write(tag, value)
-        self.truth.note(self.time, "write", tag=ref, value=value)
+
+    def _write_noter(self, device: str) -> Callable[[str, TagValue], None]:
+        """A device's write hook: every accepted write, from any client, goes into the truth."""
+
+        def note(tag: str, value: TagValue) -> None:
+            self.truth.note(self.time, "write", tag=f"{device}.{tag}", value=value)
+
+        return note
 
     # --- faults ---------------------------------------------------------------------------
 
@@ -253,7 +263,7 @@ class Lab:
                 first = err.errors()[0]
                 where = format_path(tuple(first["loc"]))
                 raise FaultError(f"invalid fault: {where}: {first['msg']}") from None
-        known_targets = {*self.plant.unit_types, *self.sensors.position}
+        known_targets = {*self.plant.unit_types, *self.sensors.position, *self.devices}
         if fault.target not in known_targets:
             raise FaultError(
                 f"fault target {fault.target!r} does not exist. "

@@ -6,11 +6,11 @@ import csv
 import dataclasses
 import io
 from collections.abc import Sequence
-from typing import Any
 
 from rich.console import Group
 from rich.table import Table
 
+from devices.registermap import RegisterRow
 from devices.sensors import Quality
 from simlab.lab import Lab
 from simlab.scenario.devices import DeviceSpec, PlcSpec, TagSpec
@@ -107,27 +107,47 @@ def endpoint_table(lab: Lab) -> Table:
     return table
 
 
-def _rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(row) for row in rows]
-
-
-def register_table(device: DeviceSpec, rows: Sequence[Any]) -> Table:
-    """A device's Modbus register map as a handout table."""
+def register_table(device: DeviceSpec, rows: Sequence[RegisterRow]) -> Table:
+    """A device's Modbus register map as a handout: the 0-based address beside 4xxxx/3xxxx."""
     modbus = device.modbus
     units = ", ".join(str(u) for u in modbus.unit_ids) if modbus else ""
     title = f"{device.name} — Modbus TCP port {modbus.port if modbus else '?'}, unit id {units}"
-    table = Table(title=title, title_justify="left")
-    records = _rows(rows)
-    for column in records[0] if records else ():
-        table.add_column(column.replace("_", " "))
-    for record in records:
-        table.add_row(*("" if value is None else str(value) for value in record.values()))
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption="address = 0-based protocol address; ref = the classic 1-based notation",
+        caption_justify="left",
+    )
+    for column in ("tag", "ref", "address", "table", "type", "order", "scale", "unit", "access"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("description")
+    for row in rows:
+        scale = _scaling(row.gain, row.offset)
+        table.add_row(
+            row.tag,
+            row.reference,
+            str(row.address),
+            row.table.replace("_", " "),
+            row.type,
+            row.word_order if row.registers > 1 else "",
+            scale,
+            row.unit,
+            row.access,
+            row.description,
+        )
     return table
 
 
-def register_csv(rows: Sequence[Any]) -> str:
+def _scaling(gain: float, offset: float) -> str:
+    """How the raw register value is made from the engineering value ``v``."""
+    if (gain, offset) == (1.0, 0.0):
+        return ""
+    return f"raw = v × {gain:g}" if offset == 0 else f"raw = (v - {offset:g}) × {gain:g}"
+
+
+def register_csv(rows: Sequence[RegisterRow]) -> str:
     """A device's Modbus register map as CSV (one row per tag)."""
-    records = _rows(rows)
+    records = [dataclasses.asdict(row) for row in rows]
     buffer = io.StringIO()
     if records:
         writer = csv.DictWriter(buffer, fieldnames=list(records[0]), lineterminator="\n")
