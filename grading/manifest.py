@@ -343,10 +343,6 @@ def load_yaml_model(path: Path, model: type[M], *, shape: str, start: str) -> tu
     return read_model(text, str(path), model, error=ManifestError, shape=shape, start=start)
 
 
-def _at(loc: Loc, message: str, hint: str, positions: Positions, filename: str) -> Problem:
-    return problem_at(loc, message, hint, positions, filename)
-
-
 def _manifest_path(root: Path) -> Path:
     return root if root.is_file() or root.suffix in (".yaml", ".yml") else root / MANIFEST_FILE
 
@@ -387,7 +383,7 @@ def _load_exercise(folder: Path) -> tuple[Exercise, Positions]:
     for index, check in enumerate(exercise.checks):
         if check.id in seen:
             problems.append(
-                _at(
+                problem_at(
                     ("checks", index, "id"),
                     f"duplicate check id {check.id!r} (first at checks[{seen[check.id]}])",
                     "give each check its own id",
@@ -427,7 +423,7 @@ def load_competencies(path: Path | None = None) -> dict[str, Competency]:
     for index, competency in enumerate(framework.competencies):
         if competency.id in found:
             problems.append(
-                _at(
+                problem_at(
                     ("competencies", index, "id"),
                     f"duplicate competency id {competency.id!r}",
                     "ids are unique: rename or remove one",
@@ -448,8 +444,8 @@ def deep_merge(base: Any, overrides: Any) -> Any:
     """``overrides`` merged into ``base`` (neither is modified):
 
     - mapping into mapping: key by key, recursively;
-    - list into list when every item of both is a mapping with a ``name`` (plant units,
-      devices, tags): items merge by name, new names are appended in order;
+    - a non-empty list into a list when every item of both is a mapping with a ``name``
+      (plant units, devices, tags): items merge by name, new names are appended in order;
     - anything else: the override replaces the base value.
     """
     if isinstance(base, Mapping) and isinstance(overrides, Mapping):
@@ -457,7 +453,7 @@ def deep_merge(base: Any, overrides: Any) -> Any:
         for key, value in overrides.items():
             merged[key] = deep_merge(base[key], value) if key in base else value
         return merged
-    if _named_list(base) and _named_list(overrides):
+    if _named_list(base) and _named_list(overrides) and overrides:
         result = list(base)
         index = {item["name"]: i for i, item in enumerate(result)}
         for item in overrides:
@@ -491,7 +487,7 @@ def build_scenario(exercise: Exercise, variant: Mapping[str, Any] | None = None)
         guess = did_you_mean(base, bundled)
         raise ManifestError(
             [
-                _at(
+                problem_at(
                     ("scenario", "base"),
                     f"no bundled scenario {base!r}",
                     f"{guess + ' ' if guess else ''}Bundled: {', '.join(bundled)}",
@@ -507,7 +503,7 @@ def build_scenario(exercise: Exercise, variant: Mapping[str, Any] | None = None)
     except VariantError as err:
         raise ManifestError(
             [
-                _at(
+                problem_at(
                     ("scenario", "overrides"),
                     err.detail,
                     "use the variant's parameter names",
@@ -524,7 +520,7 @@ def build_scenario(exercise: Exercise, variant: Mapping[str, Any] | None = None)
     except ScenarioError as err:
         raise ManifestError(
             [
-                _at(
+                problem_at(
                     ("scenario", "overrides"),
                     f"with these overrides the scenario {base!r} is invalid: "
                     f"{p.path + ': ' if p.path else ''}{p.message}",
@@ -570,7 +566,7 @@ def check_manifest(
     problems: list[Problem] = []
 
     def here(loc: Loc, message: str, hint: str = "") -> None:
-        problems.append(_at(loc, message, hint, positions, filename))
+        problems.append(problem_at(loc, message, hint, positions, filename))
 
     seen_ids: dict[str, int] = {}
     seen_folders: dict[str, int] = {}
@@ -660,10 +656,12 @@ def _check_exercise(
     problems: list[Problem] = []
 
     def here(loc: Loc, message: str, hint: str = "") -> None:
-        problems.append(_at(loc, message, hint, positions, filename))
+        problems.append(problem_at(loc, message, hint, positions, filename))
 
     def in_manifest(field: str, message: str, hint: str = "") -> None:
-        problems.append(_at((*entry_loc, field), message, hint, manifest_positions, manifest_file))
+        problems.append(
+            problem_at((*entry_loc, field), message, hint, manifest_positions, manifest_file)
+        )
 
     if exercise.id != entry.id:
         here(
@@ -710,7 +708,7 @@ def _check_exercise(
     for k, competency in enumerate(entry.competencies):
         if competency in competencies and competency not in tagged:
             problems.append(
-                _at(
+                problem_at(
                     (*entry_loc, "competencies", k),
                     f"no check of {entry.id!r} is tagged with competency {competency!r}",
                     "tag the checks that assess it, or remove it from the entry",

@@ -28,7 +28,7 @@ from grading.manifest import Exercise
 from grading.model import ClassResult, ExerciseResult, GradingError, ResultFormatError
 from grading.signing import sign_result, verify_result
 from grading.variants import VariantError, draw_variant, render_brief
-from simlab.errors import Problem
+from simlab.errors import FileProblems, Problem
 
 __all__ = [
     "RosterEntry",
@@ -168,12 +168,8 @@ class RosterEntry:
     name: str
 
 
-class RosterError(GradingError):
+class RosterError(FileProblems, GradingError):
     """A roster file that cannot be used; ``problems`` lists every error with its line."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 _APPRENTICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")

@@ -54,7 +54,7 @@ class VariantError(GradingError):
     ``str(error)`` is ``source:line: detail``.
     """
 
-    def __init__(self, detail: str, *, source: str = "", line: builtins.int | None = None) -> None:
+    def __init__(self, detail: str, *, source: str = "", line: int | None = None) -> None:
         self.detail = detail
         self.source = source
         self.line = line
@@ -72,6 +72,8 @@ class ParameterSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # The fields are named as the YAML keys; inside this class ``int`` and ``float`` are
+    # those fields, so the types are spelled ``builtins.int`` and ``builtins.float``.
     choice: list[Any] | None = Field(None, description="values to pick one of", min_length=1)
     int: tuple[builtins.int, builtins.int] | None = Field(
         None, description="[lo, hi]: an integer from lo to hi, both included"
@@ -155,9 +157,9 @@ def variant_seed(course_secret: str, apprentice_id: str, exercise_id: str) -> in
     return int.from_bytes(digest[:8], "big") >> (64 - _SEED_BITS)
 
 
-def _decimals(step: builtins.float) -> builtins.int:
+def _decimals(step: float) -> int:
     exponent = Decimal(repr(step)).normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, builtins.int) else 0
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 def _draw(spec: ParameterSpec, rng: random.Random) -> Any:
@@ -171,7 +173,7 @@ def _draw(spec: ParameterSpec, rng: random.Random) -> Any:
     return round(lo + step * rng.randint(0, steps), _decimals(step))
 
 
-def draw_variant(spec: VariantSpec | Mapping[str, Any], seed: builtins.int) -> dict[str, Any]:
+def draw_variant(spec: VariantSpec | Mapping[str, Any], seed: int) -> dict[str, Any]:
     """Draw every parameter of ``spec`` with ``random.Random(seed)``, in sorted name order.
 
     ``spec`` is a :class:`VariantSpec` or its YAML form (``{"parameters": {...}}``).
@@ -189,7 +191,7 @@ def draw_variant(spec: VariantSpec | Mapping[str, Any], seed: builtins.int) -> d
     return {name: _draw(spec.parameters[name], rng) for name in sorted(spec.parameters)}
 
 
-def _line_of(text: str, index: builtins.int) -> builtins.int:
+def _line_of(text: str, index: int) -> int:
     return text.count("\n", 0, index) + 1
 
 

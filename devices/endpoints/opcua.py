@@ -543,9 +543,9 @@ class OpcUaEndpoint:
         for session in list(self._sessions):  # those with subscriptions outlive their connection
             await session.close_session(True)
         now = self._now()
-        for session in self.audit.sessions.values():
-            if session.device == self.device.name and session.protocol == "opcua":
-                self.audit.close(session.id, now)
+        for record in self.audit.sessions.values():
+            if record.device == self.device.name and record.protocol == "opcua":
+                self.audit.close(record.id, now)
 
     async def _configure(self) -> None:
         """Certificates, endpoints, identity tokens and build info, before the server starts."""
@@ -856,9 +856,11 @@ class OpcUaEndpoint:
     def apply_fault(self, fault: FaultSpec, on: bool) -> None:
         """Start (``on``) or end an endpoint fault of this device; others are ignored.
 
-        comm_loss closes every connection and refuses new ones; latency holds every reply
-        back by ``delay`` ms; frozen stops :meth:`publish`, so clients keep reading the
-        values (and timestamps) of the moment it started.
+        comm_loss closes every connection and refuses new ones (a session with
+        subscriptions survives, as OPC UA lets a client resume it once the fault ends);
+        latency holds every reply back by ``delay`` ms; frozen stops :meth:`publish`, so
+        clients keep reading the values (and timestamps) of the moment it started, while
+        their writes and method calls still reach the device.
         """
         if fault.target != self.device.name or getattr(fault, "protocol", None) not in (
             "opcua",

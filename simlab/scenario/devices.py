@@ -154,7 +154,7 @@ class OpcUaDeviceSpec(Spec):
     security: list[Literal["None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt"]] = Field(
         ["None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt"],
         min_length=1,
-        description="endpoints offered; the Basic256Sha256 ones use a certificate made on first run",
+        description="endpoints offered; Basic256Sha256 ones use a certificate made on first run",
     )
     anonymous: bool = True
     users: list[UserSpec] = Field(default_factory=list)
@@ -170,7 +170,9 @@ class OpcUaDeviceSpec(Spec):
     @model_validator(mode="after")
     def _someone_can_log_in(self) -> OpcUaDeviceSpec:
         if not self.anonymous and not self.users:
-            raise ValueError("with 'anonymous: false' nobody can log in: add 'users:' or allow anonymous")
+            raise ValueError(
+                "with 'anonymous: false' nobody can log in: add 'users:' or allow anonymous"
+            )
         names = [user.name for user in self.users]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:

@@ -37,14 +37,37 @@ def result(**overrides: Any) -> ExerciseResult:
         "apprentice": "ann",
         "variant_seed": 3437790924546525,
         "checks": [
-            CheckResult("connects", "Talks Modbus", True, 0, 0, "seen 12 requests",
-                        competencies=("modbus",), gate=True),
-            CheckResult("level", "Level matches", True, 8, 8, "within 0.004 m",
-                        evidence={"true": 1.203, "printed": [1.2, 1.21]},
-                        competencies=("modbus",)),
-            CheckResult("setpoint", "Setpoint found", False, 0, 2, "you answered 1.0",
-                        diagnosis="1.0 is the default; read level_sp", evidence={"answer": 1.0},
-                        competencies=("diagnostics",)),
+            CheckResult(
+                "connects",
+                "Talks Modbus",
+                True,
+                0,
+                0,
+                "seen 12 requests",
+                competencies=("modbus",),
+                gate=True,
+            ),
+            CheckResult(
+                "level",
+                "Level matches",
+                True,
+                8,
+                8,
+                "within 0.004 m",
+                evidence={"true": 1.203, "printed": [1.2, 1.21]},
+                competencies=("modbus",),
+            ),
+            CheckResult(
+                "setpoint",
+                "Setpoint found",
+                False,
+                0,
+                2,
+                "you answered 1.0",
+                diagnosis="1.0 is the default; read level_sp",
+                evidence={"answer": 1.0},
+                competencies=("diagnostics",),
+            ),
         ],
         "started": T0,
         "finished": T0 + timedelta(seconds=42.5),
@@ -73,7 +96,11 @@ def test_signature_is_hmac_sha256_of_the_canonical_json_without_it() -> None:
     data = {"score": 8, "apprentice": "ann"}
     signed = sign_result(data, SECRET)
     mac = hmac.new(SECRET.encode(), b'{"apprentice":"ann","score":8}', hashlib.sha256)
-    assert signed == {"score": 8, "apprentice": "ann", "signature": "hmac-sha256:" + mac.hexdigest()}
+    assert signed == {
+        "score": 8,
+        "apprentice": "ann",
+        "signature": "hmac-sha256:" + mac.hexdigest(),
+    }
     assert data == {"score": 8, "apprentice": "ann"}  # the input is not modified
 
 
@@ -146,16 +173,25 @@ def test_exercise_result_json_form() -> None:
     assert data["started"] == "2025-03-01T09:00:00+00:00"
     assert data["finished"] == "2025-03-01T09:00:42.500000+00:00"
     assert data["checks"][2] == {
-        "check_id": "setpoint", "title": "Setpoint found", "passed": False, "points": 0,
-        "max_points": 2, "message": "you answered 1.0",
-        "diagnosis": "1.0 is the default; read level_sp", "evidence": {"answer": 1.0},
-        "competencies": ["diagnostics"], "gate": False,
+        "check_id": "setpoint",
+        "title": "Setpoint found",
+        "passed": False,
+        "points": 0,
+        "max_points": 2,
+        "message": "you answered 1.0",
+        "diagnosis": "1.0 is the default; read level_sp",
+        "evidence": {"answer": 1.0},
+        "competencies": ["diagnostics"],
+        "gate": False,
     }
 
 
 def test_round_trip_keeps_every_field() -> None:
-    original = result(error="timed out after 120 s", hints_used=2,
-                      started=datetime(2025, 3, 1, 10, tzinfo=timezone(timedelta(hours=1))))
+    original = result(
+        error="timed out after 120 s",
+        hints_used=2,
+        started=datetime(2025, 3, 1, 10, tzinfo=timezone(timedelta(hours=1))),
+    )
     back = ExerciseResult.from_dict(json.loads(json.dumps(original.to_dict())))
     assert back == original
     assert back.error == "timed out after 120 s"
@@ -172,13 +208,25 @@ def test_class_result_round_trip() -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.__setitem__("schema_version", 2), "schema_version: this simlab reads version 1"),
-        (lambda d: d.__setitem__("kind", "other"), "result.kind: expected 'simlab.exercise-result'"),
+        (
+            lambda d: d.__setitem__("schema_version", 2),
+            "schema_version: this simlab reads version 1",
+        ),
+        (
+            lambda d: d.__setitem__("kind", "other"),
+            "result.kind: expected 'simlab.exercise-result'",
+        ),
         (lambda d: d.pop("apprentice"), "result.apprentice: required field is missing"),
         (lambda d: d.__setitem__("variant_seed", "12"), "result.variant_seed: expected an integer"),
-        (lambda d: d["checks"][0].__setitem__("points", True), "checks[0].points: expected a number"),
+        (
+            lambda d: d["checks"][0].__setitem__("points", True),
+            "checks[0].points: expected a number",
+        ),
         (lambda d: d["checks"][1].__setitem__("points", 9), "points must lie in [0, max_points=8]"),
-        (lambda d: d.__setitem__("score", 9), "result.score: the file says 9 but its checks give 8"),
+        (
+            lambda d: d.__setitem__("score", 9),
+            "result.score: the file says 9 but its checks give 8",
+        ),
         (lambda d: d.__setitem__("started", "yesterday"), "expected an ISO 8601 time"),
         (lambda d: d.__setitem__("started", "2025-03-01T09:00:00"), "must carry a time zone"),
         (lambda d: d.__setitem__("colour", "red"), "unknown field(s) colour"),
@@ -197,8 +245,15 @@ def test_bad_result_files_name_the_field(edit: Any, message: str) -> None:
 
 
 def test_evidence_is_normalized_to_json_data() -> None:
-    check = CheckResult("c", "t", False, 0, 1, "m",
-                        evidence={"reading": math.nan, "limits": (1, math.inf), "n": -math.inf})
+    check = CheckResult(
+        "c",
+        "t",
+        False,
+        0,
+        1,
+        "m",
+        evidence={"reading": math.nan, "limits": (1, math.inf), "n": -math.inf},
+    )
     assert check.evidence == {"reading": "nan", "limits": [1, "inf"], "n": "-inf"}
     assert canonical_json(check.to_dict())  # signable
 
@@ -220,8 +275,12 @@ def test_exercise_result_rejects_inconsistent_input() -> None:
     with pytest.raises(ValueError, match="started must carry a time zone"):
         result(started=datetime(2025, 3, 1, 9))
     with pytest.raises(ValueError, match="check 'level' is reported twice"):
-        result(checks=[CheckResult("level", "a", True, 1, 1, ""),
-                       CheckResult("level", "b", True, 1, 1, "")])
+        result(
+            checks=[
+                CheckResult("level", "a", True, 1, 1, ""),
+                CheckResult("level", "b", True, 1, 1, ""),
+            ]
+        )
 
 
 def test_class_result_keeps_one_attempt_per_apprentice_and_exercise() -> None:

@@ -37,7 +37,7 @@ def test_seed_is_hmac_sha256_of_the_json_pair_truncated_to_53_bits() -> None:
 
 
 def test_seed_is_pinned_so_a_change_of_algorithm_cannot_slip_through() -> None:
-    # Recorded once (golden value); the same on every run and machine (no hash randomization involved).
+    # A golden value: the same on every run and machine (no hash randomization).
     assert variant_seed("s3cret", "ann", "modbus-read") == 3437790924546525
     assert variant_seed("s3cret", "ann", "modbus-read") < 2**53
 
@@ -85,8 +85,13 @@ def test_draws_stay_in_range_and_cover_every_value() -> None:
 
 
 def test_degenerate_ranges_give_their_only_value() -> None:
-    spec = {"parameters": {"a": {"int": [7, 7]}, "b": {"float": [2.5, 2.5, 0.5]},
-                           "c": {"choice": [True]}}}
+    spec = {
+        "parameters": {
+            "a": {"int": [7, 7]},
+            "b": {"float": [2.5, 2.5, 0.5]},
+            "c": {"choice": [True]},
+        }
+    }
     assert draw_variant(spec, 99) == {"a": 7, "b": 2.5, "c": True}
 
 

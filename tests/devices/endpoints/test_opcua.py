@@ -20,6 +20,7 @@ import pytest_asyncio
 from asyncua.client.client import Client
 from asyncua.crypto import cert_gen, security_policies
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from pydantic import TypeAdapter
 
 from devices.endpoints.audit import SessionAudit
 from devices.endpoints.opcua import DI_NAMESPACE, EU_NAMESPACE, OpcUaEndpoint, unit_id
@@ -27,9 +28,12 @@ from devices.plc.packml import PackMLState
 from simlab.errors import LabError
 from simlab.lab import Lab
 from simlab.scenario import parse_scenario
+from simlab.scenario.faults import FaultSpec
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 ua: Any = asyncua.ua  # asyncua's NewType annotations (Int16, Double, ...) are noise here
+
+FAULT = TypeAdapter[FaultSpec](FaultSpec)
 
 SCENARIO = """
 format_version: 1
@@ -457,12 +461,9 @@ async def test_ten_concurrent_subscriptions(rig: Rig) -> None:
 # --- endpoint faults ---------------------------------------------------------------------------
 
 
-def _fault(kind: str, **extra: Any) -> Any:
-    from pydantic import TypeAdapter
-
-    from simlab.scenario.faults import FaultSpec
-
-    return TypeAdapter(FaultSpec).validate_python({"kind": kind, "target": "plc1", **extra})
+def _fault(kind: str, **extra: Any) -> FaultSpec:
+    """An endpoint fault on plc1, validated like a scenario's ``faults:`` entry."""
+    return FAULT.validate_python({"kind": kind, "target": "plc1", **extra})
 
 
 async def test_frozen_fault_keeps_serving_old_values(rig: Rig, client: Client) -> None:
