@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from simlab.errors import LabError
+from simlab.scenario.devices import ModbusDeviceSpec, OpcUaDeviceSpec
 from simlab.scenario.model import Scenario
 
 __all__ = ["EndpointAddress", "Protocol", "plan_ports"]
@@ -42,7 +43,11 @@ def plan_ports(
     """The port of every (device, protocol) endpoint the scenario declares."""
     ports: dict[tuple[str, Protocol], int] = {}
     for device in scenario.devices:
-        for protocol, spec in (("modbus", device.modbus), ("opcua", device.opcua)):
+        declared: tuple[tuple[Protocol, ModbusDeviceSpec | OpcUaDeviceSpec | None], ...] = (
+            ("modbus", device.modbus),
+            ("opcua", device.opcua),
+        )
+        for protocol, spec in declared:
             if spec is None:
                 continue
             port = _free_port(host) if auto else spec.port + offset

@@ -71,6 +71,10 @@ class RealTimeClock(Clock):
         self.speed = speed
         self._start = time.monotonic()
 
+    def start(self) -> None:
+        """Make now the simulated instant 0 (the lab calls this when it starts running)."""
+        self._start = time.monotonic()
+
     def now(self) -> float:
         return (time.monotonic() - self._start) * self.speed
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from devices.device import Device
 from devices.endpoints.audit import SessionAudit
@@ -64,19 +65,24 @@ class EndpointSet:
         self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> EndpointSet:
-        endpoints = [*self.modbus.values(), *self.opcua.values()]
-        try:
-            # OPC UA servers take a second or two to initialise: start all at once.
-            await asyncio.gather(*(self._stack.enter_async_context(e) for e in endpoints))
-        except OSError as err:
+        endpoints: list[contextlib.AbstractAsyncContextManager[Any]] = [
+            *self.modbus.values(),
+            *self.opcua.values(),
+        ]
+        # OPC UA servers take a second or two to initialise: start all at once, and if one
+        # fails, stop those that started before reporting it.
+        results = await asyncio.gather(
+            *(self._stack.enter_async_context(e) for e in endpoints), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
             await self._stack.aclose()
-            raise LabError(
-                f"cannot open an endpoint: {err}. Another lab may use these ports: "
-                "try --port-offset 100 or --ports auto"
-            ) from err
-        except BaseException:
-            await self._stack.aclose()
-            raise
+            if isinstance(errors[0], OSError):
+                raise LabError(
+                    f"cannot open an endpoint: {errors[0]}. Another lab may use these ports: "
+                    "try --port-offset 100 or --ports auto"
+                ) from errors[0]
+            raise errors[0]
         return self
 
     async def __aexit__(

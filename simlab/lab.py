@@ -130,6 +130,7 @@ class Lab:
             self.endpoints = await endpoints.__aenter__()
             endpoints.write_map(self.endpoint_map_path)
         if isinstance(self.clock, RealTimeClock):
+            self.clock.start()  # endpoints may have taken seconds to start: time begins now
             self._runner = asyncio.create_task(
                 self._run_realtime(), name=f"lab:{self.scenario.name}"
             )
@@ -210,7 +211,7 @@ class Lab:
         elif on:
             reason = "the lab serves no endpoints"
             self.truth.note(
-                self.time, "fault_ignored", kind=fault.kind, target=fault.target, reason=reason
+                self.time, "fault_ignored", fault=fault.kind, target=fault.target, reason=reason
             )
 
     # --- tags -----------------------------------------------------------------------------

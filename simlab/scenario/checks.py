@@ -91,8 +91,9 @@ def _check_plant(scenario: Scenario) -> Iterator[Finding]:
                 continue
             if ref not in types:
                 tanks = [n for n, t in types.items() if t == "tank"]
-                yield Finding((*loc, field), f"unit {ref!r} does not exist",
-                              _unknown("tanks", ref, tanks))
+                yield Finding(
+                    (*loc, field), f"unit {ref!r} does not exist", _unknown("tanks", ref, tanks)
+                )
             elif types[ref] != "tank":
                 yield Finding(
                     (*loc, field),
@@ -101,8 +102,11 @@ def _check_plant(scenario: Scenario) -> Iterator[Finding]:
                 )
         if unit.type == "motor" and unit.pump is not None and types.get(unit.pump) != "pump":
             pumps = [n for n, t in types.items() if t == "pump"]
-            yield Finding((*loc, "pump"), f"{unit.pump!r} is not a pump of this plant",
-                          _unknown("pumps", unit.pump, pumps))
+            yield Finding(
+                (*loc, "pump"),
+                f"{unit.pump!r} is not a pump of this plant",
+                _unknown("pumps", unit.pump, pumps),
+            )
         if unit.type == "conveyor":
             yield from _duplicates([s.name for s in unit.stations], (*loc, "stations"), "station")
             for s_index, station in enumerate(unit.stations):
@@ -127,8 +131,11 @@ def _signal_ref(
     if ref not in catalogue:
         unit_name = ref.split(".", 1)[0]
         in_unit = [s for s in catalogue if s.startswith(unit_name + ".")]
-        yield Finding(loc, f"plant signal {ref!r} does not exist",
-                      _unknown("signals", ref, in_unit or catalogue))
+        yield Finding(
+            loc,
+            f"plant signal {ref!r} does not exist",
+            _unknown("signals", ref, in_unit or catalogue),
+        )
     elif want_input and catalogue[ref].kind != "input":
         inputs = [n for n, s in catalogue.items() if s.kind == "input"]
         yield Finding(
@@ -142,8 +149,9 @@ def _check_tag(tag: TagSpec, loc: Loc, catalogue: dict[str, SignalDef]) -> Itera
     ref = tag.signal or tag.drives
     if ref is None:
         if tag.unit and tag.type == "bool" and UNITS[tag.unit].dimension != "boolean":
-            yield Finding((*loc, "unit"), "a bool tag cannot carry a unit",
-                          "remove 'unit' or use unit 'bool'")
+            yield Finding(
+                (*loc, "unit"), "a bool tag cannot carry a unit", "remove 'unit' or use unit 'bool'"
+            )
         return
     field = "signal" if tag.signal else "drives"
     found = list(_signal_ref(ref, (*loc, field), catalogue, want_input=bool(tag.drives)))
@@ -169,11 +177,39 @@ def _check_tag(tag: TagSpec, loc: Loc, catalogue: dict[str, SignalDef]) -> Itera
         )
 
 
-_TAG_FIELDS = ("pv", "sp", "out", "enable", "trips", "reset", "active", "input", "output",
-               "elapsed", "count", "done", "state", "start", "stop", "hold", "unhold", "abort",
-               "clear", "execute_output")
-_OUTPUT_FIELDS = {"out", "trips", "active", "output", "elapsed", "count", "done", "state",
-                  "execute_output"}
+_TAG_FIELDS = (
+    "pv",
+    "sp",
+    "out",
+    "enable",
+    "trips",
+    "reset",
+    "active",
+    "input",
+    "output",
+    "elapsed",
+    "count",
+    "done",
+    "state",
+    "start",
+    "stop",
+    "hold",
+    "unhold",
+    "abort",
+    "clear",
+    "execute_output",
+)
+_OUTPUT_FIELDS = {
+    "out",
+    "trips",
+    "active",
+    "output",
+    "elapsed",
+    "count",
+    "done",
+    "state",
+    "execute_output",
+}
 
 
 def _check_logic(device: PlcSpec, loc: Loc) -> Iterator[Finding]:
@@ -197,11 +233,17 @@ def _check_logic(device: PlcSpec, loc: Loc) -> Iterator[Finding]:
                     refs.append(((*b_loc, field, "tag"), cond.tag, field))
         for ref_loc, name, field in refs:
             if name not in tags:
-                yield Finding(ref_loc, f"tag {name!r} does not exist in device {device.name!r}",
-                              _unknown("tags", name, tags))
+                yield Finding(
+                    ref_loc,
+                    f"tag {name!r} does not exist in device {device.name!r}",
+                    _unknown("tags", name, tags),
+                )
             elif field in _OUTPUT_FIELDS and tags[name].signal:
-                yield Finding(ref_loc, f"logic cannot write {name!r}: it measures a plant signal",
-                              "write to an internal tag or a tag with 'drives'")
+                yield Finding(
+                    ref_loc,
+                    f"logic cannot write {name!r}: it measures a plant signal",
+                    "write to an internal tag or a tag with 'drives'",
+                )
         yield from _check_block_types(block, b_loc, tags)
 
 
@@ -216,14 +258,24 @@ def _check_block_types(block: object, loc: Loc, tags: dict[str, TagSpec]) -> Ite
     elif isinstance(block, PidSpec):
         wants_bool = ("enable",)
     elif isinstance(block, PackMLSpec):
-        wants_bool = ("start", "stop", "reset", "hold", "unhold", "abort", "clear",
-                      "execute_output")
+        wants_bool = (
+            "start",
+            "stop",
+            "reset",
+            "hold",
+            "unhold",
+            "abort",
+            "clear",
+            "execute_output",
+        )
     for field in wants_bool:
         name = getattr(block, field)
         if name in tags and tags[name].type != "bool":
-            yield Finding((*loc, field),
-                          f"{field} tag {name!r} must be of type bool, not {tags[name].type}",
-                          f"declare {name!r} with 'type: bool'")
+            yield Finding(
+                (*loc, field),
+                f"{field} tag {name!r} must be of type bool, not {tags[name].type}",
+                f"declare {name!r} with 'type: bool'",
+            )
 
 
 def _check_scan_time(scan_time: float, step: float, loc: Loc) -> Iterator[Finding]:
@@ -257,28 +309,56 @@ def _check_devices(scenario: Scenario) -> Iterator[Finding]:
             yield from _check_tag(tag, t_loc, catalogue)
             if tag.drives:
                 if tag.drives in coupled:
-                    yield Finding((*t_loc, "drives"),
-                                  f"{tag.drives!r} follows the motor on the pump's shaft",
-                                  "drive the motor's cmd_run/cmd_speed instead")
+                    yield Finding(
+                        (*t_loc, "drives"),
+                        f"{tag.drives!r} follows the motor on the pump's shaft",
+                        "drive the motor's cmd_run/cmd_speed instead",
+                    )
                 if tag.drives in drivers:
-                    yield Finding((*t_loc, "drives"),
-                                  f"plant input {tag.drives!r} is driven by two tags "
-                                  f"(also by {drivers[tag.drives]!r})",
-                                  "let one tag drive each plant input")
+                    yield Finding(
+                        (*t_loc, "drives"),
+                        f"plant input {tag.drives!r} is driven by two tags "
+                        f"(also by {drivers[tag.drives]!r})",
+                        "let one tag drive each plant input",
+                    )
                 drivers.setdefault(tag.drives, f"{device.name}.{tag.name}")
             if tag.modbus and not device.modbus:
-                yield Finding((*t_loc, "modbus"),
-                              f"tag has a Modbus address but device {device.name!r} has no "
-                              "'modbus:' server",
-                              "add 'modbus: {port: 5020}' to the device")
+                yield Finding(
+                    (*t_loc, "modbus"),
+                    f"tag has a Modbus address but device {device.name!r} has no 'modbus:' server",
+                    "add 'modbus: {port: 5020}' to the device",
+                )
             if tag.opcua and not device.opcua:
-                yield Finding((*t_loc, "opcua"),
-                              f"tag has OPC UA settings but device {device.name!r} has no "
-                              "'opcua:' server",
-                              "add 'opcua: {port: 4840}' to the device")
+                yield Finding(
+                    (*t_loc, "opcua"),
+                    f"tag has OPC UA settings but device {device.name!r} has no 'opcua:' server",
+                    "add 'opcua: {port: 4840}' to the device",
+                )
         yield from _check_modbus_overlaps(device.tags, loc)
+        if device.opcua is not None:
+            yield from _check_methods(device.opcua.methods, device.tags, (*loc, "opcua", "methods"))
         if isinstance(device, PlcSpec):
             yield from _check_logic(device, loc)
+
+
+def _check_methods(methods: dict[str, str], tags: list[TagSpec], loc: Loc) -> Iterator[Finding]:
+    """Each OPC UA method pulses a writable bool command tag of its device."""
+    by_name = {t.name: t for t in tags}
+    commands = [t.name for t in tags if t.type == "bool" and t.writable]
+    for method, tag_name in methods.items():
+        tag = by_name.get(tag_name)
+        if tag is None:
+            yield Finding(
+                (*loc, method),
+                f"method {method} pulses tag {tag_name!r}, which does not exist",
+                _unknown("command tags", tag_name, commands),
+            )
+        elif tag.type != "bool" or not tag.writable:
+            yield Finding(
+                (*loc, method),
+                f"method {method} pulses {tag_name!r}, which is not a writable bool tag",
+                "point it at a command bit: type bool, writable",
+            )
 
 
 def _check_modbus_overlaps(tags: list[TagSpec], loc: Loc) -> Iterator[Finding]:
@@ -289,15 +369,19 @@ def _check_modbus_overlaps(tags: list[TagSpec], loc: Loc) -> Iterator[Finding]:
         m = tag.modbus
         for address in range(m.address, m.address + m.registers()):
             if address > 65535:
-                yield Finding((*loc, "tags", index, "modbus", "address"),
-                              f"{tag.name!r} runs past the last address 65535", "lower the address")
+                yield Finding(
+                    (*loc, "tags", index, "modbus", "address"),
+                    f"{tag.name!r} runs past the last address 65535",
+                    "lower the address",
+                )
                 break
             other = taken.get((m.table, address))
             if other:
-                yield Finding((*loc, "tags", index, "modbus", "address"),
-                              f"{m.table} {address} is already used by tag {other!r}",
-                              f"a {m.type} takes {m.registers()} register(s): "
-                              "move one of the tags")
+                yield Finding(
+                    (*loc, "tags", index, "modbus", "address"),
+                    f"{m.table} {address} is already used by tag {other!r}",
+                    f"a {m.type} takes {m.registers()} register(s): move one of the tags",
+                )
                 break
             taken[(m.table, address)] = tag.name
 
@@ -309,40 +393,51 @@ def _check_faults(scenario: Scenario) -> Iterator[Finding]:
         loc: Loc = ("faults", index, "target")
         if fault.kind in SENSOR_FAULT_KINDS:
             if fault.target not in sensor_tags:
-                yield Finding(loc,
-                              f"{fault.kind} fault needs a measured tag 'device.tag'; "
-                              f"{fault.target!r} is not one",
-                              _unknown("measured tags", fault.target, sensor_tags))
+                yield Finding(
+                    loc,
+                    f"{fault.kind} fault needs a measured tag 'device.tag'; "
+                    f"{fault.target!r} is not one",
+                    _unknown("measured tags", fault.target, sensor_tags),
+                )
             continue
         if fault.kind in ENDPOINT_FAULT_KINDS:
             devices = {d.name: d for d in scenario.devices}
             if fault.target not in devices:
-                yield Finding(loc,
-                              f"{fault.kind} fault needs a device name; "
-                              f"{fault.target!r} is not one",
-                              _unknown("devices", fault.target, devices))
+                yield Finding(
+                    loc,
+                    f"{fault.kind} fault needs a device name; {fault.target!r} is not one",
+                    _unknown("devices", fault.target, devices),
+                )
             elif not (devices[fault.target].modbus or devices[fault.target].opcua):
-                yield Finding(loc,
-                              f"device {fault.target!r} has no endpoint for a {fault.kind} fault",
-                              "give the device a 'modbus:' or 'opcua:' server")
+                yield Finding(
+                    loc,
+                    f"device {fault.target!r} has no endpoint for a {fault.kind} fault",
+                    "give the device a 'modbus:' or 'opcua:' server",
+                )
             continue
         allowed = PLANT_FAULT_UNIT_TYPES.get(fault.kind)
         if allowed is None:
             continue  # a kind this check does not know (yet): nothing to cross-check
         fitting = [n for n, t in units.items() if t in allowed]
         if fault.target not in units:
-            yield Finding(loc, f"unit {fault.target!r} does not exist",
-                          _unknown("units", fault.target, fitting))
+            yield Finding(
+                loc,
+                f"unit {fault.target!r} does not exist",
+                _unknown("units", fault.target, fitting),
+            )
         elif units[fault.target] not in allowed:
-            yield Finding(loc, f"a {fault.kind} fault acts on a {' or '.join(allowed)}, "
-                          f"but {fault.target!r} is a {units[fault.target]}",
-                          f"target a {' or '.join(allowed)}: "
-                          f"{', '.join(fitting) or 'this plant has none'}")
+            yield Finding(
+                loc,
+                f"a {fault.kind} fault acts on a {' or '.join(allowed)}, "
+                f"but {fault.target!r} is a {units[fault.target]}",
+                f"target a {' or '.join(allowed)}: {', '.join(fitting) or 'this plant has none'}",
+            )
 
 
 def _check_watch(scenario: Scenario) -> Iterator[Finding]:
     tags = {f"{d.name}.{t.name}" for d in scenario.devices for t in d.tags}
     for index, ref in enumerate(scenario.watch):
         if ref not in tags:
-            yield Finding(("watch", index), f"tag {ref!r} does not exist",
-                          _unknown("tags", ref, tags))
+            yield Finding(
+                ("watch", index), f"tag {ref!r} does not exist", _unknown("tags", ref, tags)
+            )

@@ -159,12 +159,12 @@ class OpcUaDeviceSpec(Spec):
     anonymous: bool = True
     users: list[UserSpec] = Field(default_factory=list)
     auto_trust: bool = Field(True, description="accept every client certificate")
-    methods: dict[
-        Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9_]*$", max_length=48)], Name
-    ] = Field(
-        default_factory=dict,
-        description="OPC UA methods on the device object, e.g. {Start: cmd_start}: "
-        "calling one pulses its bool command tag (the PLC consumes it at its next scan)",
+    methods: dict[Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9_]*$", max_length=48)], Name] = (
+        Field(
+            default_factory=dict,
+            description="OPC UA methods on the device object, e.g. {Start: cmd_start}: "
+            "calling one pulses its bool command tag (the PLC consumes it at its next scan)",
+        )
     )
 
     @model_validator(mode="after")
