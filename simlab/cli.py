@@ -226,7 +226,7 @@ async def _wait(event: asyncio.Event, seconds: float) -> None:
 
 
 def _registers(args: argparse.Namespace) -> int:
-    from devices.registermap import register_map  # noqa: PLC0415 - only this command needs it
+    from devices.registermap import register_map
 
     scenario = load_scenario(args.scenario)
     devices = {d.name: d for d in scenario.devices}

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,8 +24,8 @@ from devices.endpoints.audit import SessionAudit
 from devices.faults import FaultEngine
 from devices.plant.plant import Plant
 from devices.sensors import MeasuredTag, Quality, SensorBank
-from simlab.clock import Clock, RealTimeClock, VirtualClock
 from simlab.addresses import EndpointAddress, plan_ports
+from simlab.clock import Clock, RealTimeClock, VirtualClock
 from simlab.errors import FaultError, LabError, UnknownTag
 from simlab.scenario.checks import did_you_mean
 from simlab.scenario.faults import FaultSpec
@@ -116,7 +116,7 @@ class Lab:
 
     async def __aenter__(self) -> Lab:
         if self.serve:
-            from simlab.endpoints import EndpointSet  # noqa: PLC0415 - protocol stacks only when serving
+            from simlab.endpoints import EndpointSet
 
             endpoints = EndpointSet(
                 self.devices,

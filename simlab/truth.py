@@ -64,17 +64,24 @@ class TruthRecorder:
         column = self._column(signal)
         times, values = [], []
         for chunk, chunk_times, rows in self._filled():
-            mask = (chunk_times[:rows] >= start) & (chunk_times[:rows] <= end)
-            times.append(chunk_times[:rows][mask])
-            values.append(chunk[:rows, column][mask])
+            filled = chunk_times[:rows]  # sorted: samples arrive in time order
+            first = int(np.searchsorted(filled, start, side="left"))
+            last = int(np.searchsorted(filled, end, side="right"))
+            if first < last:
+                times.append(filled[first:last])
+                values.append(chunk[first:last, column])
         if not times:
             return np.zeros(0), np.zeros(0)
         return np.concatenate(times), np.concatenate(values)
 
     def value_at(self, signal: str, time: float) -> float:
         """The last recorded value of ``signal`` at or before ``time`` (NaN before the first)."""
-        times, values = self.window(signal, end=time)
-        return float(values[-1]) if len(values) else float("nan")
+        column = self._column(signal)
+        for chunk, chunk_times, rows in reversed(self._filled()):
+            index = int(np.searchsorted(chunk_times[:rows], time, side="right"))
+            if index > 0:
+                return float(chunk[index - 1, column])
+        return float("nan")
 
     def digest(self) -> str:
         """SHA-256 of every sample: equal digests mean bit-identical traces."""

@@ -477,7 +477,6 @@ class OpcUaEndpoint:
         self._clock_attribute: Any = None
         self._clock_sent = -math.inf
         self._running = False
-        self._check_methods()
 
     @property
     def url(self) -> str:
@@ -488,19 +487,6 @@ class OpcUaEndpoint:
     def connections(self) -> int:
         """Client connections open now (any stage: before, during or after a session)."""
         return len(self._protocols())
-
-    def _check_methods(self) -> None:
-        for method, tag in self.spec.methods.items():
-            spec = self.device.specs.get(tag)
-            if spec is None or spec.type != "bool" or not spec.writable:
-                raise LabError(
-                    f"device {self.device.name!r}: opcua.methods.{method} pulses {tag!r}, which "
-                    "must be a writable bool tag of the device; "
-                    f"writable bool tags: {', '.join(self._command_tags()) or 'none'}"
-                )
-
-    def _command_tags(self) -> list[str]:
-        return [t.name for t in self.device.spec.tags if t.type == "bool" and t.writable]
 
     # --- lifecycle ------------------------------------------------------------------------
 

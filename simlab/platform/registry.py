@@ -46,6 +46,7 @@ from simlab.bus.uns import (
     quality_severity,
 )
 from simlab.errors import SimlabError
+from simlab.platform.historian import Timestamp, to_seconds
 from simlab.scenario.checks import did_you_mean
 
 __all__ = [
@@ -169,13 +170,14 @@ class AssetRegistry:
     ) -> TagInfo:
         """Declare the tag at UNS ``path``; a second declaration replaces the metadata.
 
-        The last value (if any) is kept. :class:`~simlab.bus.uns.UnsTopicError` when
+        The last value (if any) is kept, and so is a unit already observed when the
+        declaration gives none. :class:`~simlab.bus.uns.UnsTopicError` when
         ``path`` is not a UNS tag path.
         """
         current = self._tags.get(path) or _new_tag(path)
         info = replace(
             current,
-            unit=unit or None,
+            unit=unit or current.unit,
             description=description,
             source=source,
             declared=True,
@@ -187,7 +189,7 @@ class AssetRegistry:
         self,
         path: str,
         value: UnsValue,
-        ts: float,
+        ts: Timestamp,
         quality: str = "Good",
         *,
         unit: str | None = None,
@@ -211,8 +213,9 @@ class AssetRegistry:
             unit=current.unit or unit or None,
             source=current.source or source or "",
         )
-        if current.ts is None or ts >= current.ts:
-            info = replace(info, value=value, ts=float(ts), quality=quality)
+        seconds = to_seconds(ts)
+        if current.ts is None or seconds >= current.ts:
+            info = replace(info, value=value, ts=seconds, quality=quality)
         self._tags[path] = info
         return info
 

@@ -148,7 +148,7 @@ class FrozenFault(_Fault):
 
 
 class WordSwapFault(_Fault):
-    """The Modbus server swaps the 16-bit words of multi-register values (a misconfigured device)."""
+    """The Modbus server swaps the words of multi-register values (a misconfigured device)."""
 
     kind: Literal["word_swap"]
 

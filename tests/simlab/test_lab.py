@@ -19,7 +19,7 @@ async def test_pid_settles_level_at_setpoint() -> None:
     async with Lab(WATER_TANK) as lab:
         await lab.run_for(400)
         assert lab.read("plc1.level") == pytest.approx(1.2, abs=0.02)
-        times, levels = lab.truth.window("tank.level", 300, 400)
+        _, levels = lab.truth.window("tank.level", 300, 400)
         assert abs(levels - 1.2).max() < 0.02
         lab.write("plc1.level_sp", 0.8)
         await lab.run_for(400)

@@ -25,7 +25,6 @@ from pydantic import TypeAdapter
 from devices.endpoints.audit import SessionAudit
 from devices.endpoints.opcua import DI_NAMESPACE, EU_NAMESPACE, OpcUaEndpoint, unit_id
 from devices.plc.packml import PackMLState
-from simlab.errors import LabError
 from simlab.lab import Lab
 from simlab.scenario import parse_scenario
 from simlab.scenario.faults import FaultSpec
@@ -336,21 +335,6 @@ async def test_methods_pulse_packml_commands(rig: Rig, client: Client) -> None:
     await device.call_method(f"{rig.ns}:Reset")
     await rig.advance(0.6)
     assert await state.read_value() == PackMLState.IDLE
-
-
-async def test_method_tag_must_be_writable_bool() -> None:
-    broken = SCENARIO.replace("Reset: cmd_reset", "Reset: state")
-    lab = Lab(parse_scenario(broken))
-    with pytest.raises(LabError, match="writable bool"):
-        OpcUaEndpoint(
-            lab.devices["plc1"],
-            host="127.0.0.1",
-            port=0,
-            audit=SessionAudit(),
-            clock=lab.clock,
-            now=lambda: lab.time,
-            state_dir=Path("/nonexistent"),
-        )
 
 
 # --- quality -----------------------------------------------------------------------------------
