@@ -28,7 +28,7 @@ from simlab.addresses import EndpointAddress, plan_ports
 from simlab.clock import Clock, RealTimeClock, VirtualClock
 from simlab.errors import FaultError, LabError, UnknownTag
 from simlab.scenario.checks import did_you_mean
-from simlab.scenario.faults import FaultSpec
+from simlab.scenario.faults import ENDPOINT_FAULT_KINDS, FaultSpec
 from simlab.scenario.loader import format_path
 from simlab.scenario.model import Scenario
 from simlab.truth import TruthRecorder
@@ -128,6 +128,9 @@ class Lab:
                 state_dir=self.state_dir,
             )
             self.endpoints = await endpoints.__aenter__()
+            for fault in self.faults.active.values():  # timeline faults due before the servers
+                if fault.spec.kind in ENDPOINT_FAULT_KINDS:
+                    endpoints.apply_fault(fault.spec, True)
             endpoints.write_map(self.endpoint_map_path)
         if isinstance(self.clock, RealTimeClock):
             self.clock.start()  # endpoints may have taken seconds to start: time begins now
@@ -208,7 +211,7 @@ class Lab:
     def _endpoint_fault(self, fault: FaultSpec, on: bool) -> None:
         if self.endpoints is not None:
             self.endpoints.apply_fault(fault, on)
-        elif on:
+        elif on and not self.serve:  # a serving lab applies it once its servers are up
             reason = "the lab serves no endpoints"
             self.truth.note(
                 self.time, "fault_ignored", fault=fault.kind, target=fault.target, reason=reason

@@ -13,7 +13,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from simlab.addresses import plan_ports
 from simlab.errors import LabError
 from simlab.lab import Lab
-from simlab.scenario import load_scenario
+from simlab.scenario import load_scenario, parse_scenario, resolve_scenario
 
 
 def as_float(registers: list[int]) -> float:
@@ -108,3 +108,16 @@ async def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
         with pytest.raises(LabError, match="port"):
             async with second:
                 pass
+
+
+async def test_timeline_endpoint_fault_due_at_start_acts_once_served(tmp_path: Path) -> None:
+    text = resolve_scenario("water-tank").read_text()
+    text = text.replace("faults: []", "faults: [{kind: exception, target: plc1, at: 0, code: 6}]")
+    lab = Lab(parse_scenario(text), serve=True, auto_ports=True, state_dir=tmp_path)
+    async with lab:
+        (modbus_address,) = [a for a in lab.addresses() if a.protocol == "modbus"]
+        client = AsyncModbusTcpClient("127.0.0.1", port=modbus_address.port)
+        await client.connect()
+        reply = await client.read_input_registers(0, count=2, device_id=1)
+        assert reply.isError() and reply.exception_code == 6  # busy, from t=0
+        client.close()
