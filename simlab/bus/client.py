@@ -540,6 +540,9 @@ class MqttClient:
     async def start(self) -> None:
         """Connect (waiting for the first CONNACK) and start paho's network thread.
 
+        The first connection is not retried: a wrong URL or a missing broker is reported
+        at once. Once connected, lost connections are retried forever with backoff.
+
         Raises:
             BusError: the broker is unreachable, refuses us, or does not answer in time.
         """
@@ -567,7 +570,7 @@ class MqttClient:
                 f"the MQTT broker at {address.safe_url} did not answer CONNECT within "
                 f"{self._connect_timeout:g} s (is it an MQTT 3.1.1 broker on that port?)"
             ) from err
-        except BusError:
+        except BaseException:  # refused, or cancelled: do not leave paho's thread running
             await self._stop_network()
             raise
 
@@ -585,8 +588,10 @@ class MqttClient:
         self._session_up = False
         self._fail_waiters(BusError(f"the MQTT client {self._client_id!r} was closed"))
         self._set_state(False, "closed by the client")
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
+        if self._queue.full():  # make room for the end marker: the iterators must end
+            self._queue.get_nowait()
+            self.stats.dropped += 1
+        self._queue.put_nowait(None)
 
     async def _stop_network(self) -> None:
         self._closed = True

@@ -742,7 +742,7 @@ def _add_asset_routes(api: APIRouter, platform: PlatformState) -> None:
         "/tags/{path:path}/latest",
         tags=["tags"],
         summary="The newest value of a tag",
-        responses=_responses(404),
+        responses=_responses(404, 422),
     )
     async def latest(path: str) -> LatestOut:
         info = registry.get(path)
@@ -989,13 +989,7 @@ def _add_rules_routes(api: APIRouter, platform: PlatformState) -> None:
         openapi_extra=_YAML_BODY,
     )
     async def put_rules(request: Request) -> RulesOut:
-        raw = await request.body()
-        if len(raw) > MAX_RULES_BYTES:
-            raise _HttpProblem(
-                413,
-                "payload too large",
-                f"the rules file is {len(raw)} bytes, more than {MAX_RULES_BYTES}",
-            )
+        raw = await _read_body(request, MAX_RULES_BYTES)
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as err:
@@ -1022,6 +1016,22 @@ def _add_rules_routes(api: APIRouter, platform: PlatformState) -> None:
         platform.reload_rules(rules)
         logger.info("rules %s replaced through the API and reloaded", path)
         return RulesOut(path=str(path), text=text, rules=rules, reloaded=True)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, read in chunks; 413 as soon as it grows over ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _HttpProblem(
+                413,
+                "payload too large",
+                f"the body is more than {limit} bytes; a rules file is at most {limit} bytes",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

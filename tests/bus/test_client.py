@@ -319,3 +319,20 @@ def test_broker_url_parsing() -> None:
     for bad in ("mqtt://", "mqtt://h:70000", "mqtt://h:1883/topic", "mqtt://h:0", "h:1883"):
         with pytest.raises(BusError, match="invalid MQTT broker URL"):
             parse_broker_url(bad)
+
+
+async def test_a_bounded_queue_drops_the_overflow_and_still_ends_on_close(
+    embedded_broker: EmbeddedBroker, topic_prefix: str
+) -> None:
+    topic = f"{topic_prefix}/flood"
+    sub = MqttClient(embedded_broker.url, subscriptions={topic: 1}, queue_size=5)
+    async with sub, MqttClient(embedded_broker.url) as pub:
+        for i in range(10):
+            await pub.publish(topic, f"{i}", qos=1)
+        async with asyncio.timeout(5):  # bounded wait for the last five to be dropped
+            while sub.stats.dropped < 5:
+                await asyncio.sleep(0.01)
+    assert (sub.stats.received, sub.stats.dropped) == (5, 6)  # close made room for its marker
+    payloads = [m.payload async for m in sub.messages()]
+    assert len(payloads) == 4  # the first five minus the one dropped for the end marker
+    assert set(payloads) < {b"0", b"1", b"2", b"3", b"4"}
