@@ -76,6 +76,8 @@ def cross_check(scenario: Scenario) -> list[Finding]:
         *_check_devices(scenario),
         *_check_faults(scenario),
         *_check_watch(scenario),
+        *_check_gateway(scenario),
+        *_check_oee(scenario),
     ]
 
 
@@ -440,4 +442,52 @@ def _check_watch(scenario: Scenario) -> Iterator[Finding]:
         if ref not in tags:
             yield Finding(
                 ("watch", index), f"tag {ref!r} does not exist", _unknown("tags", ref, tags)
+            )
+
+
+def _check_gateway(scenario: Scenario) -> Iterator[Finding]:
+    """The gateway polls devices that exist, over a server they have, for tags it maps."""
+    if scenario.gateway is None:
+        return
+    devices = {d.name: d for d in scenario.devices}
+    for index, source in enumerate(scenario.gateway.sources):
+        loc: Loc = ("gateway", "sources", index)
+        device = devices.get(source.device)
+        if device is None:
+            yield Finding(
+                (*loc, "device"),
+                f"device {source.device!r} does not exist",
+                _unknown("devices", source.device, devices),
+            )
+            continue
+        if getattr(device, source.protocol) is None:
+            yield Finding(
+                (*loc, "protocol"),
+                f"device {source.device!r} has no {source.protocol} server to poll",
+                f"add '{source.protocol}:' to it",
+            )
+            continue
+        mapped = {t.name for t in device.tags if source.protocol == "opcua" or t.modbus}
+        for t_index, tag in enumerate(source.tags or []):
+            if tag not in mapped:
+                yield Finding(
+                    (*loc, "tags", t_index),
+                    f"{source.device}.{tag} is not served over {source.protocol}",
+                    _unknown("tags", tag, mapped),
+                )
+
+
+def _check_oee(scenario: Scenario) -> Iterator[Finding]:
+    """The OEE tags exist."""
+    oee = scenario.platform.oee
+    if oee is None:
+        return
+    tags = {f"{d.name}.{t.name}" for d in scenario.devices for t in d.tags}
+    for field in ("state", "good", "rejected"):
+        ref = getattr(oee, field)
+        if ref not in tags:
+            yield Finding(
+                ("platform", "oee", field),
+                f"tag {ref!r} does not exist",
+                _unknown("tags", ref, tags),
             )

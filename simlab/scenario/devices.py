@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, PositiveFloat, model_validator
 
 from simlab.scenario.base import Name, Range, Spec, UnitSymbol
+from simlab.scenario.integration import DeviceUnsSpec, MqttPublishSpec
 
 __all__ = [
     "CompareSpec",
@@ -312,6 +313,7 @@ class _DeviceBase(Spec):
     tags: list[TagSpec] = Field(default_factory=list)
     modbus: ModbusDeviceSpec | None = None
     opcua: OpcUaDeviceSpec | None = None
+    uns: DeviceUnsSpec = Field(default_factory=DeviceUnsSpec)
 
 
 class PlcSpec(_DeviceBase):
@@ -327,6 +329,7 @@ class SmartSensorSpec(_DeviceBase):
 
     type: Literal["sensor"]
     scan_time: PositiveFloat = Field(0.1, description="s")
+    mqtt: MqttPublishSpec | None = Field(None, description="publish the tags to the broker")
 
 
 DeviceSpec = Annotated[PlcSpec | SmartSensorSpec, Field(discriminator="type")]

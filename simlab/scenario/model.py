@@ -11,6 +11,7 @@ from simlab.clock import DEFAULT_EPOCH
 from simlab.scenario.base import Name, Spec
 from simlab.scenario.devices import DeviceSpec
 from simlab.scenario.faults import FaultSpec
+from simlab.scenario.integration import GatewaySpec, PlatformSpec, UnsSpec
 from simlab.scenario.plant import PlantSpec
 
 __all__ = ["FORMAT_VERSION", "ClockSpec", "Scenario", "TruthSpec"]
@@ -47,6 +48,9 @@ class Scenario(Spec):
     plant: PlantSpec = Field(default_factory=PlantSpec)
     devices: list[DeviceSpec] = Field(default_factory=list)
     faults: list[FaultSpec] = Field(default_factory=list)
+    uns: UnsSpec = Field(default_factory=UnsSpec)
+    gateway: GatewaySpec | None = None
+    platform: PlatformSpec = Field(default_factory=PlatformSpec)
     watch: list[str] = Field(
         default_factory=list, description="'device.tag' values the heartbeat shows"
     )
@@ -54,3 +58,12 @@ class Scenario(Spec):
     @property
     def epoch(self) -> datetime:
         return self.clock.epoch
+
+    def uns_path(self, device: str, tag: str) -> str:
+        """The UNS topic of ``device.tag``: enterprise/site/area/line/cell/asset/tag."""
+        spec = next(d for d in self.devices if d.name == device)
+        line = spec.uns.line or self.name.replace("_", "-")
+        cell = spec.uns.cell or device
+        asset = spec.uns.asset or device
+        top = self.uns
+        return "/".join((top.enterprise, top.site, top.area, line, cell, asset, tag))
