@@ -17,6 +17,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     command -v mbpoll >/dev/null || missing+=(mbpoll)
     command -v mosquitto_sub >/dev/null || missing+=(mosquitto-clients)
     command -v tmux >/dev/null || missing+=(tmux)
+    command -v docker-compose >/dev/null || missing+=(docker-compose)
     if [ ${#missing[@]} -gt 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
@@ -31,4 +32,11 @@ echo "== ruff"; .venv/bin/ruff check .
 echo "== ruff format"; .venv/bin/ruff format --check .
 echo "== mypy"; .venv/bin/mypy
 echo "== import contracts"; .venv/bin/lint-imports
+if command -v docker-compose >/dev/null; then
+    echo "== docker-compose config"
+    MQTT_PASSWORD=config-check docker-compose config -q
+elif [ "${CI:-}" = true ]; then
+    echo "docker-compose is missing: cannot check docker-compose.yml" >&2
+    exit 1
+fi
 echo "== pytest"; .venv/bin/python -m pytest -n 2 -q "$@"
