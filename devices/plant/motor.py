@@ -41,9 +41,7 @@ class MotorBank:
         self.wear_rate = np.zeros(len(specs))  # per hour, set by bearing-wear faults
         self.tripped = np.zeros(len(specs), dtype=bool)
         self.pump_names = [s.pump for s in specs]
-        for spec in specs:
-            for signal in spec.signals():
-                table.add(spec.name, signal)
+        table.add_units(specs)
         self.cmd_run = table.indices(names, "cmd_run")
         self.cmd_speed = table.indices(names, "cmd_speed")
         self.running = table.indices(names, "running")

@@ -31,9 +31,7 @@ class PumpBank:
             [tanks.index(s.source) if s.source else -1 for s in specs], dtype=np.intp
         )
         self.to = np.array([tanks.index(s.to) if s.to else -1 for s in specs], dtype=np.intp)
-        for spec in specs:
-            for signal in spec.signals():
-                table.add(spec.name, signal)
+        table.add_units(specs)
         self.cmd_run = table.indices(names, "cmd_run")
         self.cmd_speed = table.indices(names, "cmd_speed")
         self.running = table.indices(names, "running")

@@ -7,7 +7,9 @@ truth recorder copy the whole plant state with one ``ndarray.copy``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +19,15 @@ from simlab.scenario.plant import SignalDef
 __all__ = ["FloatArray", "IndexArray", "SignalTable"]
 
 FloatArray = npt.NDArray[np.float64]
+
+
+class _HasSignals(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def signals(self) -> list[SignalDef]: ...
+
+
 IndexArray = npt.NDArray[np.intp]
 
 
@@ -39,6 +50,12 @@ class SignalTable:
         self.definitions.append(signal)
         self.values = np.append(self.values, 0.0)
         return self.index[full]
+
+    def add_units(self, units: Iterable[_HasSignals]) -> None:
+        """Register every signal of every unit."""
+        for unit in units:
+            for signal in unit.signals():
+                self.add(unit.name, signal)
 
     def indices(self, unit_names: list[str], signal: str) -> IndexArray:
         """Indices of ``<unit>.<signal>`` for each unit name, as an array for fancy indexing."""

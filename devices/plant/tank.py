@@ -19,9 +19,7 @@ class TankBank:
         self.area = np.array([s.area for s in specs])
         self.height = np.array([s.height for s in specs])
         self.leak = np.zeros(len(specs))  # m3/h, set by leak faults
-        for spec in specs:
-            for signal in spec.signals():
-                table.add(spec.name, signal)
+        table.add_units(specs)
         self.level = table.indices(names, "level")
         self.volume = table.indices(names, "volume")
         self.inflow = table.indices(names, "inflow")

@@ -30,9 +30,7 @@ class ThermalBank:
         self.ua = np.array([s.loss_coefficient for s in specs])
         self.ambient = np.array([s.ambient for s in specs])
         self.inlet = np.array([s.inlet_temperature for s in specs])
-        for spec in specs:
-            for signal in spec.signals():
-                table.add(spec.name, signal)
+        table.add_units(specs)
         self.cmd_heater = table.indices(names, "cmd_heater")
         self.temperature = table.indices(names, "temperature")
         self.heater_power = table.indices(names, "heater_power")

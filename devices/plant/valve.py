@@ -23,9 +23,7 @@ class ValveBank:
         )
         self.tank = np.array([tanks.index(s.tank) for s in specs], dtype=np.intp)
         self.to = np.array([tanks.index(s.to) if s.to else -1 for s in specs], dtype=np.intp)
-        for spec in specs:
-            for signal in spec.signals():
-                table.add(spec.name, signal)
+        table.add_units(specs)
         self.cmd_position = table.indices(names, "cmd_position")
         self.position = table.indices(names, "position")
         self.flow = table.indices(names, "flow")

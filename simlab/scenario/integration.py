@@ -31,6 +31,9 @@ Segment = Annotated[
 ]
 
 
+Convention = Literal["uns", "sparkplug"]
+
+
 class UnsSpec(Spec):
     """The top of the lab's Unified Namespace."""
 
@@ -51,7 +54,7 @@ class MqttPublishSpec(Spec):
     """An MQTT-native smart sensor: it publishes its own tags to the broker."""
 
     interval: PositiveFloat = Field(1.0, description="s between publications (simulated)")
-    convention: Literal["uns", "sparkplug"] = "uns"
+    convention: Convention = "uns"
 
 
 class GatewaySource(Spec):
@@ -62,14 +65,16 @@ class GatewaySource(Spec):
     tags: list[Name] | None = Field(None, description="default: every tag the protocol maps")
 
 
+def _both_conventions() -> list[Convention]:
+    return ["uns", "sparkplug"]
+
+
 class GatewaySpec(Spec):
     """The built-in edge gateway: polls devices over real Modbus/OPC UA clients, publishes."""
 
     name: Name = "edge1"
     poll_interval: PositiveFloat = Field(1.0, description="s between polls (wall time)")
-    publish: list[Literal["uns", "sparkplug"]] = Field(
-        default_factory=lambda: ["uns", "sparkplug"], min_length=1
-    )
+    publish: list[Convention] = Field(default_factory=_both_conventions, min_length=1)
     sparkplug_group: Name = Field("simlab", description="Sparkplug group id")
     sources: list[GatewaySource] = Field(min_length=1)
 
