@@ -30,6 +30,7 @@ from simlab.summary import endpoint_table, heartbeat, register_csv, register_tab
 __all__ = ["main"]
 
 DEFAULT_SCENARIO = "water-tank"
+DEFAULT_API_PORT = 8080
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -95,6 +96,20 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="simulate only: start no OPC UA or Modbus servers",
     )
+
+    up.add_argument(
+        "--broker",
+        default="auto",
+        help="MQTT broker: 'auto' (one answering at mqtt://127.0.0.1:1883, else embedded), "
+        "'embedded', or a URL like mqtt://user:pass@host:1883 (default auto)",
+    )
+    up.add_argument("--no-bus", action="store_true",
+                    help="no MQTT bus, platform, gateway or MQTT sensors")
+    up.add_argument("--api-host", default="127.0.0.1",
+                    help="address the platform API listens on (default 127.0.0.1)")
+    up.add_argument("--api-port", type=int,
+                    help=f"platform API port (default {DEFAULT_API_PORT} + --port-offset; "
+                    "free with --ports auto)")
 
     registers = commands.add_parser(
         "registers", help="print a device's Modbus register map (the apprentice's handout)"
@@ -188,6 +203,9 @@ def _up(args: argparse.Namespace) -> int:
         port_offset=args.port_offset,
         auto_ports=args.ports == "auto",
         state_dir=args.state_dir,
+        broker=None if args.no_bus else args.broker,
+        api_host=args.api_host,
+        api_port=_api_port(args),
     )
     out.print(summary(lab))
     return asyncio.run(_run(lab, args))
@@ -200,22 +218,23 @@ async def _run(lab: Lab, args: argparse.Namespace) -> int:
         loop.add_signal_handler(signum, stop.set)
     watch = list(lab.scenario.watch)
     async with lab:
-        if lab.endpoints is not None:
+        if lab.endpoints is not None or lab.it is not None:
             out.print(endpoint_table(lab))
             out.print(f"endpoint map: {lab.endpoint_map_path}", markup=False)
         out.print(f"lab running{' (virtual clock)' if args.virtual else ''} — Ctrl-C to stop")
-        next_beat = 0.0
+        next_beat, printed_at = 0.0, -1.0
         while not stop.is_set():
             if args.duration is not None and lab.time >= args.duration:
                 break
             if lab.time >= next_beat:
                 out.print(heartbeat(lab, watch), markup=False, soft_wrap=True)
-                next_beat += args.every
+                next_beat, printed_at = next_beat + args.every, lab.time
             if args.virtual:
                 await lab.run_until(min(next_beat, args.duration))
             else:
                 await _wait(stop, 0.05)
-        out.print(heartbeat(lab, watch), markup=False, soft_wrap=True)
+        if lab.time != printed_at:  # the final state, unless just printed
+            out.print(heartbeat(lab, watch), markup=False, soft_wrap=True)
     out.print(f"lab stopped at t={lab.time:.1f} s")
     return 0
 
@@ -223,6 +242,12 @@ async def _run(lab: Lab, args: argparse.Namespace) -> int:
 async def _wait(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
+
+
+def _api_port(args: argparse.Namespace) -> int:
+    if args.api_port is not None:
+        return int(args.api_port)
+    return 0 if args.ports == "auto" else DEFAULT_API_PORT + args.port_offset
 
 
 def _registers(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ from simlab.truth import TruthRecorder
 
 if TYPE_CHECKING:
     from simlab.endpoints import EndpointSet
+    from simlab.itstack import ItStack
 
 __all__ = ["Lab", "default_state_dir"]
 
@@ -56,8 +57,13 @@ class Lab:
         port_offset: int = 0,
         auto_ports: bool = False,
         state_dir: Path | None = None,
+        broker: str | None = None,
+        api_host: str = "127.0.0.1",
+        api_port: int = 0,
     ) -> None:
-        """``serve`` starts the devices' OPC UA and Modbus endpoints with the lab."""
+        """``serve`` starts the devices' OPC UA and Modbus endpoints with the lab; ``broker``
+        (``auto``, ``embedded`` or a URL) the IT side: the MQTT bus, the platform and its
+        API on ``api_host:api_port``, the edge gateway and the MQTT-native sensors."""
         self.scenario = scenario
         self.clock = clock or VirtualClock(scenario.epoch)
         self.seed = scenario.seed if seed is None else seed
@@ -86,6 +92,10 @@ class Lab:
             plan_ports(scenario, host=host, offset=port_offset, auto=auto_ports) if serve else {}
         )
         self.endpoints: EndpointSet | None = None  # set while serving
+        self.broker = broker
+        self.api_host = api_host
+        self.api_port = api_port
+        self.it: ItStack | None = None  # set while the IT side runs
         self.faults.endpoint_hook = self._endpoint_fault
         self.faults.update(0.0)
         self.sensors.step(self.dt, self.plant.values)
@@ -132,6 +142,24 @@ class Lab:
                 if fault.spec.kind in ENDPOINT_FAULT_KINDS:
                     endpoints.apply_fault(fault.spec, True)
             endpoints.write_map(self.endpoint_map_path)
+        if self.broker is not None:
+            from simlab.itstack import ItStack  # noqa: PLC0415 - the bus stack only when asked
+
+            it = ItStack(
+                self.scenario,
+                self.devices,
+                self.addresses(),
+                broker=self.broker,
+                state_dir=self.state_dir,
+                api_host=self.api_host,
+                api_port=self.api_port,
+                now=self.epoch_seconds,
+            )
+            try:
+                self.it = await it.__aenter__()
+            except BaseException:
+                await self.__aexit__(None, None, None)
+                raise
         if isinstance(self.clock, RealTimeClock):
             self.clock.start()  # endpoints may have taken seconds to start: time begins now
             self._runner = asyncio.create_task(
@@ -150,6 +178,9 @@ class Lab:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
             self._runner = None
+        if self.it is not None:  # before the endpoints: the gateway says goodbye first
+            await self.it.__aexit__(exc_type, exc, tb)
+            self.it = None
         if self.endpoints is not None:
             await self.endpoints.__aexit__(exc_type, exc, tb)
             self.endpoints = None
@@ -165,6 +196,10 @@ class Lab:
     def time(self) -> float:
         """Simulated seconds since the scenario's epoch."""
         return self.steps * self.dt
+
+    def epoch_seconds(self) -> float:
+        """The simulated instant as seconds since the Unix epoch (for timestamps on the wire)."""
+        return self.clock.datetime_at(self.time).timestamp()
 
     def step(self) -> None:
         """Advance the whole lab by one plant step."""
@@ -182,6 +217,8 @@ class Lab:
                     self.endpoints.after_scan(name)
         if self.steps % self._record_every == 0:
             self.truth.record(now, self.plant.values)
+        if self.it is not None and self.it.sensors is not None:
+            self.it.sensors.tick()
 
     async def run_for(self, seconds: float) -> None:
         """Step a virtual-clock lab ``seconds`` of simulated time ahead."""

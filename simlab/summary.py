@@ -104,6 +104,9 @@ def endpoint_table(lab: Lab) -> Table:
     for address in lab.addresses():
         units = ", ".join(str(u) for u in address.unit_ids)
         table.add_row(address.device, address.protocol, address.url, units)
+    if lab.it is not None:
+        for what, where in lab.it.describe():
+            table.add_row("", what, where, "")
     return table
 
 

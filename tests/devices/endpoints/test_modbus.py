@@ -65,6 +65,7 @@ def water_tank_lab(
     data = yaml.safe_load(resolve_scenario("water-tank").read_text())
     plc = next(d for d in data["devices"] if d["name"] == "plc1")
     plc.pop("modbus", None)
+    data.pop("gateway", None)  # it polls plc1 over Modbus, which this file redefines
     if modbus:
         plc["modbus"] = {"port": 5020, "unit_ids": unit_ids or [1]}
     plc["identity"]["vendor_url"] = "https://example.invalid/plc"
