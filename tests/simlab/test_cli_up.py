@@ -15,7 +15,7 @@ from simlab.cli import main
 
 def test_up_virtual_prints_summary_and_settles(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["up", "--headless", "--virtual", "--duration", "300", "--every", "100"]
-    assert main([*args, "--no-endpoints"]) == 0
+    assert main([*args, "--no-endpoints", "--no-bus"]) == 0
     out = capsys.readouterr().out
     assert "Water tank with PID level control" in out
     assert "Endpoints" not in out
