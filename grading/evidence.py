@@ -46,6 +46,7 @@ __all__ = [
     "PlatformEvidence",
     "ProgramRun",
     "TagRef",
+    "convert_units",
     "read_answers",
 ]
 

@@ -303,6 +303,15 @@ def _nothing(
             evidence=facts,
         )
     topic = p.text("topic")
+    if any(m.retain for m in evidence.messages(topic)):
+        return outcome(
+            CHECK,
+            False,
+            f"only an old retained value on {topic}: nothing was published during the run",
+            diagnosis="the broker replayed a value retained before the run; your program did "
+            "not publish while it was graded (is it running, connected, publishing?)",
+            evidence=facts,
+        )
     topics = evidence.topics()
     facts["topics_seen"] = excerpt(topics, 20)
     guess = did_you_mean(topic, topics)

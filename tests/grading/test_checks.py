@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asyncua import Client, ua
+from asyncua import ua
+from asyncua.client.client import Client
 from asyncua.crypto import cert_gen, security_policies
+from asyncua.ua.uaerrors import UaStatusCodeError
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from devices.registermap import TagCodec
@@ -159,7 +161,12 @@ def late_level(by_s: int) -> Callable[[Lab, int], float]:
     return read
 
 
-TRACK = {"topic": LEVEL_TOPIC, "signal": "tank.level", "tolerance": 0.01, "max_latency_s": 2.0}
+TRACK: dict[str, Any] = {
+    "topic": LEVEL_TOPIC,
+    "signal": "tank.level",
+    "tolerance": 0.01,
+    "max_latency_s": 2.0,
+}
 
 
 # --- value_tracks_truth ------------------------------------------------------------------------
@@ -625,7 +632,7 @@ async def test_audit_checks_on_real_opcua_sessions(tmp_path: Path) -> None:
                 await node.read_value()
                 await lab.run_for(1.0)
             level = plain.get_node(f"ns={ns};s=plc1.level")
-            with pytest.raises(ua.UaStatusCodeError):
+            with pytest.raises(UaStatusCodeError):
                 await level.write_value(ua.DataValue(ua.Variant(1.0, ua.VariantType.Double)))
         plain_only = Evidence.from_lab(lab)
         insecure = grade(plain_only, "audit_security")
