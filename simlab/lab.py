@@ -143,7 +143,7 @@ class Lab:
                     endpoints.apply_fault(fault.spec, True)
             endpoints.write_map(self.endpoint_map_path)
         if self.broker is not None:
-            from simlab.itstack import ItStack  # noqa: PLC0415 - the bus stack only when asked
+            from simlab.itstack import ItStack
 
             it = ItStack(
                 self.scenario,
