@@ -119,8 +119,16 @@ async def test_after_an_embedded_broker_restart_the_platform_stores_new_messages
     ):
         await publish_range(broker.url, level, range(1))
         await service.ingest.wait_until(lambda s: s.committed >= 1, timeout=10)
+        # A QoS 1 round trip on the platform's connection: its PUBACK of the message above
+        # has reached the broker, so the connection is quiet when the broker stops (amqtt's
+        # shutdown can wait forever for a reader that receives data while being cancelled).
+        await service.mqtt.publish(f"simlab-test/{uuid.uuid4().hex}", b"", qos=1)
 
-        await broker.stop()
+        try:
+            async with asyncio.timeout(15):
+                await broker.stop()
+        except TimeoutError:
+            pytest.fail("the embedded amqtt broker did not shut down within 15 s")
         await service.mqtt.disconnected(timeout=5)
         await broker.start()  # same port; amqtt lost the session and its subscriptions
         await service.mqtt.connected(timeout=15)  # reconnected and subscribed again

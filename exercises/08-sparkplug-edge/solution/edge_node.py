@@ -17,6 +17,7 @@ on the lab's clock (not when this program happened to read it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -95,8 +96,9 @@ class EdgeNode:
         )
         device = payload(
             [
-                metric(name, readings[name][0], datatype, alias=alias, timestamp_ms=readings[name][1])
+                metric(name, value, datatype, alias=alias, timestamp_ms=stamp)
                 for name, (alias, datatype) in METRICS.items()
+                for value, stamp in [readings[name]]
             ],
             seq=self.next_seq(),
             timestamp_ms=stamp,
@@ -149,11 +151,11 @@ async def main() -> None:
         nodes = {name: opcua.get_node(f"ns={ns};s={DEVICE}.{name}") for name in METRICS}
         readings = await read_all(opcua, nodes)
 
-        def on_connect(client: mqtt.Client, userdata: object, flags: Any, rc: Any, props: Any) -> None:
+        def on_connect(client: mqtt.Client, data: object, flags: Any, rc: Any, pr: Any) -> None:
             client.subscribe(edge.topic("NCMD"), qos=1)
             loop.call_soon_threadsafe(connected.set)
 
-        def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        def on_message(client: mqtt.Client, data: object, message: mqtt.MQTTMessage) -> None:
             command = decode(message.payload).metric("Node Control/Rebirth")
             if command is not None and command.value is True:
                 loop.call_soon_threadsafe(rebirth.set)
@@ -183,10 +185,8 @@ async def main() -> None:
                 message = edge.data(readings)
                 if message is not None:
                     bus.publish(*message, qos=0)
-            try:
+            with contextlib.suppress(TimeoutError):  # wait one poll period, or until stopped
                 await asyncio.wait_for(stop.wait(), POLL_S)
-            except TimeoutError:
-                pass
 
         goodbye = bus.publish(edge.topic("NDEATH"), edge.death(), qos=1)
         goodbye.wait_for_publish(timeout=1.0)

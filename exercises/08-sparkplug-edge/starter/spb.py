@@ -43,9 +43,7 @@ def metric(
     puts the value in the right protobuf field; ``payload(..., datatypes=False)`` then leaves
     it off the wire, as the spec recommends for NDATA/DDATA.
     """
-    return Metric(
-        name=name, alias=alias, timestamp_ms=timestamp_ms, datatype=datatype, value=value
-    )
+    return Metric(name=name, alias=alias, timestamp_ms=timestamp_ms, datatype=datatype, value=value)
 
 
 def payload(

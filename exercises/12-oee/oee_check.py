@@ -1,0 +1,157 @@
+"""The check of exercise 12 (``python:oee_check:check``): the apprentice's OEE answers.
+
+The expected values are computed like the platform computes OEE (ISO 22400-2, with
+:func:`simlab.platform.kpi.oee`) from the platform's historian, the same data the apprentice
+was asked to use: the PackML state, the good and rejected counters of ``line_plc`` over the
+variant's window, each series starting with its last value before the window. The ideal rate
+is the variant's nameplate rate.
+
+Params: ``key`` (availability, performance, quality, oee or produced: the answer's key and
+the value compared), ``tolerance`` (absolute).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from grading.evidence import Evidence
+from grading.model import CheckResult
+from simlab.platform.historian import Historian
+from simlab.platform.kpi import KpiError, OeeResult, oee
+
+DEVICE = "line_plc"
+LOOKBACK_S = 3600.0
+KEYS = ("availability", "performance", "quality", "oee", "produced")
+
+
+def _seconds(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _series(historian: Historian, tag: str, start: float, end: float) -> list[tuple[float, Any]]:
+    """Samples of ``tag`` in ``[start, end]``, preceded by its last value before ``start``."""
+    series: list[tuple[float, Any]] = []
+    before = historian.aggregate(tag, start - LOOKBACK_S, start, LOOKBACK_S, "last")
+    if before:
+        series.append((start, before[-1][1]))
+    series += [(s.ts, s.value) for s in historian.history(tag, start, math.nextafter(end, 1e300))]
+    return series
+
+
+def _sum(
+    first: list[tuple[float, Any]], second: list[tuple[float, Any]]
+) -> list[tuple[float, float]]:
+    """The sum of two counters at every instant either one changes."""
+    events = sorted([(ts, 0, v) for ts, v in first] + [(ts, 1, v) for ts, v in second])
+    current: list[Any] = [None, None]
+    total: list[tuple[float, float]] = []
+    for ts, which, value in events:
+        current[which] = value
+        if current[0] is not None and current[1] is not None:
+            total.append((ts, current[0] + current[1]))
+    return total
+
+
+def expected_oee(evidence: Evidence, variant: Mapping[str, Any]) -> OeeResult:
+    """OEE of the variant's window from the run's historian (KpiError when impossible)."""
+    platform = evidence.platform
+    if platform is None or platform.historian is None:
+        raise KpiError("no platform historian in the evidence")
+    historian = platform.historian
+    start, end = _seconds(variant["window_start"]), _seconds(variant["window_end"])
+    paths = {
+        tag: evidence.scenario.uns_path(DEVICE, tag)
+        for tag in ("state", "bottles_good", "bottles_rejected")
+    }
+    states = _series(historian, paths["state"], start, end)
+    good = _series(historian, paths["bottles_good"], start, end)
+    rejected = _series(historian, paths["bottles_rejected"], start, end)
+    return oee(states, _sum(good, rejected), good, start, end, float(variant["ideal_rate"]))
+
+
+def _result(passed: bool, message: str, diagnosis: str = "", **facts: Any) -> CheckResult:
+    return CheckResult(
+        check_id="oee_check",
+        title="oee_check",
+        passed=passed,
+        points=1.0 if passed else 0.0,
+        max_points=1.0,
+        message=message,
+        diagnosis=diagnosis,
+        evidence=facts,
+    )
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            return float(value.strip().rstrip("%")) / (100.0 if value.strip().endswith("%") else 1)
+        except ValueError:
+            return None
+    return None
+
+
+def check(evidence: Evidence, params: Mapping[str, Any], variant: Mapping[str, Any]) -> CheckResult:
+    """The answer under ``params.key`` equals the platform-history OEE figure."""
+    key = str(params.get("key", ""))
+    if key not in KEYS:
+        raise ValueError(f"oee_check: params.key must be one of {', '.join(KEYS)}, got {key!r}")
+    tolerance = float(params.get("tolerance", 0.02))
+    result = expected_oee(evidence, variant)
+    wanted = float(getattr(result, key))
+    facts: dict[str, Any] = {
+        "key": key,
+        "expected": round(wanted, 4),
+        "tolerance": tolerance,
+        "window": [variant["window_start"], variant["window_end"]],
+        "platform_oee": {
+            "availability": round(result.availability, 4),
+            "performance": round(result.performance, 4),
+            "quality": round(result.quality, 4),
+            "apt_s": round(result.apt, 1),
+            "pbt_s": round(result.pbt, 1),
+            "produced": result.produced,
+            "good": result.good,
+        },
+    }
+    answers = evidence.answers
+    if answers is None:
+        return _result(
+            False,
+            "no answers: your program wrote no answers file",
+            f"write JSON with '{key}' to the file named by SIMLAB_ANSWERS before you exit",
+            **facts,
+        )
+    if answers.get(key) is None:
+        return _result(
+            False,
+            f"no answer to {key!r}",
+            f"answers given: {', '.join(sorted(k for k, v in answers.items() if v is not None))}",
+            **facts,
+        )
+    given = _number(answers[key])
+    facts["answer"] = answers[key] if isinstance(answers[key], int | float | str) else None
+    if given is None:
+        return _result(False, f"{key}: {answers[key]!r} is not a number", **facts)
+    if abs(given - wanted) <= tolerance:
+        return _result(True, f"{key}: {given:.4g} is right (±{tolerance:g})", **facts)
+    hint = "too high" if given > wanted else "too low"
+    if key in ("availability", "performance", "quality", "oee") and 1.5 < given <= 100:
+        hint += ": give a fraction (0.85), not a percentage"
+    elif key == "availability":
+        hint += ": count every state but Stopped (2) and Idle (4) as planned, Execute (6) as run"
+    elif key == "performance":
+        hint += f": planned time per bottle is 60 / {variant['ideal_rate']} s, over the run time"
+    return _result(
+        False,
+        f"{key}: {given:.4g} is not within {tolerance:g} of the platform history's {wanted:.4g}",
+        hint,
+        **facts,
+    )
