@@ -69,6 +69,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Where ``--broker auto`` looks for a running broker (a local Mosquitto) first.
+STOP_TIMEOUT_S = 5.0  # amqtt's shutdown can hang; see EmbeddedBroker.stop
 DEFAULT_BROKER_URL = "mqtt://127.0.0.1:1883"
 
 _SPEC_FORMS = "auto, embedded, mqtt://[user:pass@]host:port or mqtts://[user:pass@]host:port"
@@ -296,9 +297,25 @@ class EmbeddedBroker:
     async def stop(self) -> None:
         """Stop listening and drop every client (they see a lost connection). Idempotent."""
         broker, self._broker = self._broker, None
-        if broker is not None:
-            await broker.shutdown()
-            log.info("embedded amqtt broker at %s stopped", self.url)
+        if broker is None:
+            return
+        shutdown = asyncio.ensure_future(broker.shutdown())
+        done, _ = await asyncio.wait({shutdown}, timeout=STOP_TIMEOUT_S)
+        if not done:
+            # amqtt 0.12 can wait forever for a client's reader that swallowed its
+            # cancellation (wait_for on Python 3.11): close the listeners ourselves so the
+            # port is free, and leave that stuck task to the event loop's end.
+            log.warning(
+                "embedded broker at %s did not stop in %.0f s: closing its listeners",
+                self.url,
+                STOP_TIMEOUT_S,
+            )
+            for server in list(broker._servers.values()):
+                if server.instance is not None:
+                    server.instance.close()
+            return
+        shutdown.result()
+        log.info("embedded amqtt broker at %s stopped", self.url)
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -156,7 +156,13 @@ async def main() -> None:
             loop.call_soon_threadsafe(connected.set)
 
         def on_message(client: mqtt.Client, data: object, message: mqtt.MQTTMessage) -> None:
-            command = decode(message.payload).metric("Node Control/Rebirth")
+            if message.topic != edge.topic("NCMD"):
+                return  # the lab's broker may also hand out other topics' retained messages
+            try:
+                command = decode(message.payload).metric("Node Control/Rebirth")
+            except ValueError as err:  # a malformed command must not kill the MQTT thread
+                print(f"edge node: ignoring a bad NCMD: {err}")
+                return
             if command is not None and command.value is True:
                 loop.call_soon_threadsafe(rebirth.set)
 
