@@ -2,7 +2,8 @@
 
 Reference solution. It polls plc1's level (a float32 in two input registers) twice a second,
 decodes it with the word order of the register map and publishes it as a UNS JSON message,
-retained, until it is stopped (Ctrl-C or SIGTERM).
+retained, until it is stopped (Ctrl-C or SIGTERM; or after GATEWAY_RUN_S seconds if that
+environment variable is set, for unattended test runs).
 
 The lab hands its addresses in environment variables (SIMLAB_MODBUS_HOST, SIMLAB_MODBUS_PORT,
 SIMLAB_MODBUS_UNIT, SIMLAB_MQTT_URL) and your exercise's values in the JSON file named by
@@ -98,8 +99,10 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # Unattended test runs may ask it to stop by itself after GATEWAY_RUN_S seconds.
+    deadline = time.monotonic() + float(os.environ.get("GATEWAY_RUN_S", "inf"))
     print(f"gateway: input registers {address}-{address + 1} ({word_order}) -> {topic}")
-    while running:
+    while running and time.monotonic() < deadline:
         started = time.monotonic()
         try:
             reply = modbus.read_input_registers(address, count=2, device_id=unit)

@@ -7,8 +7,8 @@ The lab hands its addresses in environment variables (SIMLAB_MODBUS_HOST, SIMLAB
 SIMLAB_MODBUS_UNIT, SIMLAB_MQTT_URL) and your exercise's values in the JSON file named by
 SIMLAB_VARIANT (address, word_order, topic: the same values as in your brief).
 
-As shipped it connects to both sides and prints the raw registers, but publishes nothing:
-fill in the three TODOs.
+As shipped it connects to both sides and prints the raw registers, then stops at the first
+TODO: fill in the three TODOs.
 """
 
 from __future__ import annotations
@@ -85,8 +85,10 @@ def main() -> None:
             print(f"gateway: the PLC answered {reply}")
         else:
             print(f"gateway: raw registers {reply.registers}", flush=True)
-            # TODO 3: decode the level and publish uns_payload(level) on your topic
-            # (QoS 1, retained, so that a new subscriber gets the last value at once).
+            level = decode_float32(reply.registers, word_order)
+            # TODO 3: publish uns_payload(level) on your topic (QoS 1, retained, so that a new
+            # subscriber gets the last value at once).
+            print(f"gateway: level {level} m")
         time.sleep(POLL_S)
     modbus.close()
     bus.disconnect()

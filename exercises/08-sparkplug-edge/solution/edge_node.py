@@ -8,7 +8,8 @@ them as the Sparkplug B device ``line_plc`` of edge node ``<group_id>/<edge_node
   metric with name, alias, datatype, value);
 - then DDATA with the metrics that changed, by alias, seq + 1 each time (255 wraps to 0);
 - an NCMD "Node Control/Rebirth" = true: the births again (seq back to 0, same bdSeq);
-- on SIGTERM/Ctrl-C: an NDEATH with the same bdSeq, then a clean disconnect.
+- on SIGTERM/Ctrl-C (or after GATEWAY_RUN_S seconds when that environment variable is set,
+  for unattended test runs): an NDEATH with the same bdSeq, then a clean disconnect.
 
 Metrics are time-stamped with the OPC UA SourceTimestamp: when the PLC measured the value,
 on the lab's clock (not when this program happened to read it).
@@ -145,6 +146,8 @@ async def main() -> None:
     connected = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if "GATEWAY_RUN_S" in os.environ:  # unattended test runs: stop by itself after that long
+        loop.call_later(float(os.environ["GATEWAY_RUN_S"]), stop.set)
 
     async with Client(os.environ["SIMLAB_OPCUA_URL"]) as opcua:
         ns = await opcua.get_namespace_index(os.environ["SIMLAB_OPCUA_NAMESPACE"])

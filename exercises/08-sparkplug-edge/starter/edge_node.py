@@ -4,9 +4,10 @@ Your edge node reads five tags of line_plc over OPC UA twice a second and publis
 the Sparkplug B device ``line_plc`` of edge node ``<group_id>/<edge_node_id>`` (your values
 are in the brief, and in the JSON file named by SIMLAB_VARIANT).
 
-As shipped it connects to both sides and prints what it reads, but it is not a Sparkplug
-edge node yet: fill in the TODOs of the EdgeNode class and of main(). spb.py encodes the
-payloads for you (metric(...), payload(...), decode(...)); the session rules are yours.
+As shipped it connects to both sides, prints what it reads and stops at the first TODO: it
+is not a Sparkplug edge node yet. Fill in the TODOs of the EdgeNode class and of main().
+spb.py encodes the payloads for you (metric(...), payload(...), decode(...)); the session
+rules are yours.
 """
 
 from __future__ import annotations
@@ -116,7 +117,11 @@ async def main() -> None:
         # TODO: the Will (bus.will_set) must be set before connecting.
         bus.connect(url.hostname or "127.0.0.1", url.port or 1883)
         bus.loop_start()
-        # TODO: publish the births once connected.
+        readings = await read_all(opcua, nodes)
+        print({name: value for name, (value, _) in readings.items()}, flush=True)
+        births = edge.births(readings)
+        # TODO: publish the births once connected (wait for the CONNACK: on_connect).
+        print(f"{len(births)} births ready")
 
         while not stop.is_set():
             readings = await read_all(opcua, nodes)
