@@ -296,7 +296,7 @@ class _WorkerLost(Exception):
     """The worker died, spoke nonsense, or overran the job's watchdog."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Worker:
     """A worker process and the tail of its stderr."""
 

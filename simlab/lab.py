@@ -126,6 +126,7 @@ class Lab:
 
     async def __aenter__(self) -> Lab:
         if self.serve:
+            # Imported here: a lab that serves nothing never loads the protocol stacks.
             from simlab.endpoints import EndpointSet
 
             endpoints = EndpointSet(
@@ -143,7 +144,7 @@ class Lab:
                     endpoints.apply_fault(fault.spec, True)
             endpoints.write_map(self.endpoint_map_path)
         if self.broker is not None:
-            from simlab.itstack import ItStack
+            from simlab.itstack import ItStack  # likewise the MQTT and platform stacks
 
             it = ItStack(
                 self.scenario,
