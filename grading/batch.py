@@ -57,6 +57,7 @@ __all__ = [
     "ClassPlan",
     "GradeJob",
     "JobOutcome",
+    "default_jobs",
     "describe",
     "error_result",
     "grade_jobs",
@@ -68,6 +69,11 @@ __all__ = [
 ]
 
 DEFAULT_MEMORY_MB = 512
+LABS_PER_CORE = 8
+"""A lab grading a service mostly waits on its clock: 30 gateway labs on 2 cores used a
+third of the CPU (``benchmarks/batch_grading.py``)."""
+MB_PER_LAB = 250
+"""Memory of one lab at work: its worker (about 160 MB) and the apprentice's program."""
 WATCHDOG_MARGIN_S = 90.0
 """Seconds a job may run past twice its time limit (lab start, settle, stop) before the
 worker is killed: generous, since a loaded machine starts labs slowly."""
@@ -139,6 +145,17 @@ class JobOutcome:
     result: ExerciseResult
     wall_s: float
     lost: str | None = None
+
+
+def default_jobs() -> int:
+    """Labs graded at once by default: :data:`LABS_PER_CORE` per CPU core, as far as the
+    available memory allows :data:`MB_PER_LAB` each (at least 2)."""
+    by_cpu = LABS_PER_CORE * (os.cpu_count() or 1)
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return by_cpu
+    return max(2, min(by_cpu, available // (MB_PER_LAB * 2**20)))
 
 
 def time_limit_of(exercise: Exercise, entry: ManifestEntry) -> float:
@@ -360,7 +377,10 @@ class _Worker:
         return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
 
     async def kill(self) -> None:
-        await asyncio.to_thread(kill_process_tree, self.process.pid)
+        """Kill the worker and everything it started (its programs first: the worker itself
+        is reaped by asyncio, which would otherwise warn about an unknown child)."""
+        if self.process.returncode is None:
+            await asyncio.to_thread(kill_process_tree, self.process.pid, include_root=False)
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
         await self.process.wait()
@@ -372,10 +392,8 @@ class _Worker:
         if self.process.stdin is not None:
             with contextlib.suppress(ConnectionError):
                 self.process.stdin.close()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.process.wait(), 10)
-        except TimeoutError:
-            pass
         await self.kill()
 
 
@@ -387,8 +405,8 @@ async def grade_jobs(
     *,
     concurrency: int = 2,
     isolation: Isolation = "process",
-    on_start: Callable[[GradeJob], None] | None = None,
-    on_done: Callable[[JobOutcome], None] | None = None,
+    on_start: Callable[[GradeJob], object] | None = None,
+    on_done: Callable[[JobOutcome], object] | None = None,
 ) -> list[JobOutcome]:
     """Grade ``jobs``, at most ``concurrency`` at once; outcomes in the order of ``jobs``.
 

@@ -39,4 +39,7 @@ elif [ "${CI:-}" = true ]; then
     echo "docker-compose is missing: cannot check docker-compose.yml" >&2
     exit 1
 fi
-echo "== pytest"; .venv/bin/python -m pytest -n 2 -q "$@"
+# Whole-exercise runs take minutes each: `bash scripts/test.sh -m slow` runs them.
+echo "== pytest"
+if [ $# -eq 0 ]; then set -- -m "not slow"; fi
+.venv/bin/python -m pytest -n 2 -q "$@"

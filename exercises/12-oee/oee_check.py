@@ -104,6 +104,24 @@ def check(evidence: Evidence, params: Mapping[str, Any], variant: Mapping[str, A
     if key not in KEYS:
         raise ValueError(f"oee_check: params.key must be one of {', '.join(KEYS)}, got {key!r}")
     tolerance = float(params.get("tolerance", 0.02))
+    window_end = _seconds(variant["window_end"])
+    if evidence.unix_time(evidence.end_time) < window_end:
+        return _result(
+            False,
+            f"the lab stopped at {evidence.end_time:.0f} s of lab time, before your window ended "
+            f"({variant['window_end']}): the window's OEE was not known yet",
+            "the lab stops shortly after your program exits: wait until GET /api/health says "
+            "the lab's clock has passed the window's end (plus a few seconds), then compute",
+            key=key,
+        )
+    answers = evidence.answers
+    if answers is None:
+        return _result(
+            False,
+            "no answers: your program wrote no answers file",
+            f"write JSON with '{key}' to the file named by SIMLAB_ANSWERS before you exit",
+            key=key,
+        )
     result = expected_oee(evidence, variant)
     wanted = float(getattr(result, key))
     facts: dict[str, Any] = {
@@ -121,14 +139,6 @@ def check(evidence: Evidence, params: Mapping[str, Any], variant: Mapping[str, A
             "good": result.good,
         },
     }
-    answers = evidence.answers
-    if answers is None:
-        return _result(
-            False,
-            "no answers: your program wrote no answers file",
-            f"write JSON with '{key}' to the file named by SIMLAB_ANSWERS before you exit",
-            **facts,
-        )
     if answers.get(key) is None:
         return _result(
             False,

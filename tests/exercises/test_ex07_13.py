@@ -18,13 +18,13 @@ solutions rely on (a level that crosses the alarm limits in time, a bearing that
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from grading.checks import BROKEN, REGISTRY
 from grading.manifest import Exercise, build_scenario, check_manifest, load_exercise
@@ -69,7 +69,9 @@ def _submission(exercise: Exercise, kind: str, apprentice: str, into: Path) -> P
     return target
 
 
-async def _grade(exercise: Exercise, submission: Path, apprentice: str, state: Path) -> tuple:
+async def _grade(
+    exercise: Exercise, submission: Path, apprentice: str, state: Path
+) -> tuple[ExerciseResult, float]:
     started = time.monotonic()
     result = await run_exercise(
         exercise, submission, apprentice=apprentice, course_secret=SECRET, state_dir=state
@@ -234,7 +236,7 @@ def test_10_the_reference_answers_are_a_template_of_the_variant() -> None:
     _, variant = exercise_variant(exercise, APPRENTICES[0], SECRET)
     text = (exercise.folder / "solution" / "answers.yaml").read_text("utf-8")
     rendered = render_brief(text, variant)
-    answers = json.loads(json.dumps(__import__("yaml").safe_load(rendered)))
+    answers = yaml.safe_load(rendered)
     assert answers == {
         "drifting_tag": variant["drift_tag"],
         "drift_rate": str(variant["drift_rate"]),
