@@ -92,6 +92,7 @@ async def run_exercise(
 ) -> ExerciseResult:
     """Grade ``submission`` (a folder with the apprentice's files) for ``exercise``."""
     started = datetime.now(UTC)
+    submission = submission.resolve()  # the program runs with the submission as its cwd
     seed, variant = exercise_variant(exercise, apprentice, course_secret)
     limits = RunLimits(time_limit_s or exercise.time_limit_s or 60.0, memory_mb)
     try:
@@ -253,12 +254,12 @@ async def _run_program(
         )
     except OSError as err:
         return ProgramRun(None, stderr=f"cannot start {main}: {err}")
-    timed_out = False
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), limits.time_limit_s)
-    except TimeoutError:
-        timed_out = True
-        stdout, stderr = await _stop(process)
+    output = asyncio.ensure_future(process.communicate())  # kept: it holds what was read
+    done, _ = await asyncio.wait({output}, timeout=limits.time_limit_s)
+    timed_out = not done
+    if timed_out:
+        await _stop(process, output)
+    stdout, stderr = output.result() if output.done() and not output.cancelled() else (b"", b"")
     return ProgramRun(
         exit_status=None if timed_out else process.returncode,
         stdout=stdout.decode("utf-8", "replace")[-OUTPUT_LIMIT:],
@@ -269,16 +270,15 @@ async def _run_program(
     )
 
 
-async def _stop(process: asyncio.subprocess.Process) -> tuple[bytes, bytes]:
+async def _stop(process: asyncio.subprocess.Process, output: asyncio.Future[Any]) -> None:
     """SIGTERM the program's process group, then SIGKILL after a grace period."""
     for signum in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signum)
-        try:
-            return await asyncio.wait_for(process.communicate(), KILL_GRACE_S)
-        except TimeoutError:
-            continue
-    return b"", b""
+        done, _ = await asyncio.wait({output}, timeout=KILL_GRACE_S)
+        if done:
+            return
+    output.cancel()
 
 
 def _limiter(memory_mb: int | None) -> Any:

@@ -106,12 +106,8 @@ def check(evidence: Evidence, params: Mapping[str, Any], variant: Mapping[str, A
     address, count = int(params["address"]), int(params.get("count", 2))
     fc, last = READ_FUNCTION[table], address + count - 1
     reads = _register_reads(evidence, device)
-    facts: dict[str, Any] = {
-        "expected": f"fc{fc} {table} {address}..{last}",
-        "reads": [f"t={r.time:.1f} s {r.target}" + ("" if r.ok else " (refused)") for r in reads][
-            :8
-        ],
-    }
+    seen = [f"t={r.time:.1f} s {r.target}" + ("" if r.ok else " (not answered)") for r in reads]
+    facts: dict[str, Any] = {"expected": f"fc{fc} {table} {address}..{last}", "reads": seen[:8]}
     good = [r for r in reads if r.fc == fc and r.first <= address and r.last >= last and r.ok]
     if good:
         first = good[0]

@@ -3,7 +3,7 @@
 Reference solution. It confirms the trip (level_hh set) and that the level is really below
 the high-high limit, resets the trip with plc1's AcknowledgeFault method, writes the new
 setpoint as a Double, then watches the level through a subscription until it has stayed
-within 3 cm of the setpoint for 30 s of lab time. It never writes the pump, the controller
+within 4 cm of the setpoint for 30 s of lab time. It never writes the pump, the controller
 mode or the valve: the controller brings the level up by itself.
 
 The lab hands its addresses in environment variables (SIMLAB_OPCUA_URL, SIMLAB_OPCUA_NAMESPACE)
@@ -23,7 +23,7 @@ from typing import Any
 from asyncua import Client, Node, ua
 
 HH_LIMIT = 1.85  # m: the high-high interlock trips above this level
-BAND = 0.03  # m: settled means within this distance of the setpoint...
+BAND = 0.04  # m: settled means within this distance of the setpoint...
 HOLD_S = 30.0  # ...for this many seconds of lab time
 PUBLISHING_MS = 100
 
@@ -62,7 +62,7 @@ async def reset_trip(plc: Node, level: Node, level_hh: Node, ns: int) -> None:
     if reading >= HH_LIMIT:
         raise SystemExit(f"the level really is high ({reading:.3f} m): do not reset the trip")
     await plc.call_method(f"{ns}:AcknowledgeFault")  # the browse name of the method
-    await asyncio.sleep(0.5)  # a few PLC scans
+    await asyncio.sleep(0.2)  # a few PLC scans
     if await level_hh.read_value():
         raise SystemExit("the HH trip is still active after AcknowledgeFault")
     print(f"HH trip reset (level {reading:.3f} m)")
