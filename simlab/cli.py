@@ -19,6 +19,7 @@ from rich.console import Console
 
 from simlab import __version__
 from simlab.clock import RealTimeClock, VirtualClock
+from simlab.course_cli import add_course_commands, run_course_command
 from simlab.errors import ScenarioError, SimlabError
 from simlab.lab import Lab
 from simlab.scenario import bundled_scenarios, json_schema, load_scenario
@@ -103,13 +104,20 @@ def _parser() -> argparse.ArgumentParser:
         help="MQTT broker: 'auto' (one answering at mqtt://127.0.0.1:1883, else embedded), "
         "'embedded', or a URL like mqtt://user:pass@host:1883 (default auto)",
     )
-    up.add_argument("--no-bus", action="store_true",
-                    help="no MQTT bus, platform, gateway or MQTT sensors")
-    up.add_argument("--api-host", default="127.0.0.1",
-                    help="address the platform API listens on (default 127.0.0.1)")
-    up.add_argument("--api-port", type=int,
-                    help=f"platform API port (default {DEFAULT_API_PORT} + --port-offset; "
-                    "free with --ports auto)")
+    up.add_argument(
+        "--no-bus", action="store_true", help="no MQTT bus, platform, gateway or MQTT sensors"
+    )
+    up.add_argument(
+        "--api-host",
+        default="127.0.0.1",
+        help="address the platform API listens on (default 127.0.0.1)",
+    )
+    up.add_argument(
+        "--api-port",
+        type=int,
+        help=f"platform API port (default {DEFAULT_API_PORT} + --port-offset; "
+        "free with --ports auto)",
+    )
 
     registers = commands.add_parser(
         "registers", help="print a device's Modbus register map (the apprentice's handout)"
@@ -129,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("schema", help="print the JSON Schema of scenario files")
     commands.add_parser("scenarios", help="list the bundled scenarios")
+    add_course_commands(commands)
     return parser
 
 
@@ -148,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _scenarios()
             case "registers":
                 return _registers(args)
+            case _ if (code := run_course_command(args)) is not None:
+                return code
             case _:
                 _parser().print_help()
                 return 0

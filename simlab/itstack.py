@@ -99,11 +99,19 @@ class ItStack:
         if self.broker is not None:
             lines.append(("broker", self.broker.description))
         if self.platform is not None:
-            lines.append(("platform API", f"{self.platform.api_url} (token in "
-                          f"{self.state_dir / 'api-token'})"))
+            lines.append(
+                (
+                    "platform API",
+                    f"{self.platform.api_url} (token in {self.state_dir / 'api-token'})",
+                )
+            )
         if self.gateway is not None:
-            lines.append(("edge gateway", f"{self.gateway.name} publishing "
-                          f"{' and '.join(self.scenario.gateway.publish)}"))  # type: ignore[union-attr]
+            lines.append(
+                (
+                    "edge gateway",
+                    f"{self.gateway.name} publishing {' and '.join(self.scenario.gateway.publish)}",
+                )
+            )  # type: ignore[union-attr]
         if self.sensors is not None:
             names = ", ".join(s.name for s in mqtt_sensors(self.scenario))
             lines.append(("MQTT sensors", names))

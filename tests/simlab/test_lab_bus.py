@@ -30,8 +30,14 @@ async def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no
 async def test_level_over_hi_raises_an_alarm_acknowledged_through_the_api(tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(RULES)
     scenario = load_scenario("water-tank")
-    lab = Lab(scenario, clock=RealTimeClock(speed=25.0), serve=True, auto_ports=True,
-              state_dir=tmp_path, broker="embedded")
+    lab = Lab(
+        scenario,
+        clock=RealTimeClock(speed=25.0),
+        serve=True,
+        auto_ports=True,
+        state_dir=tmp_path,
+        broker="embedded",
+    )
     async with lab:
         assert lab.it is not None and lab.it.platform is not None
         platform = lab.it.platform
@@ -51,12 +57,15 @@ async def test_level_over_hi_raises_an_alarm_acknowledged_through_the_api(tmp_pa
 
             await wait_for(alarm_active, timeout=30)
             assert lab.truth.value_at("tank.level", lab.time) > 1.38
-            reply = await api.post("/api/alarms/TANK1_LEVEL_HI/ack",
-                                   json={"user": "apprentice", "comment": "seen, lowering"})
+            reply = await api.post(
+                "/api/alarms/TANK1_LEVEL_HI/ack",
+                json={"user": "apprentice", "comment": "seen, lowering"},
+            )
             assert reply.status_code == 200, reply.text
             assert reply.json()["state"] == "ACTIVE_ACK"
-            history = await api.get(f"/api/tags/{LEVEL}/history",
-                                    params={"start": "-1h", "bucket": "10", "agg": "max"})
+            history = await api.get(
+                f"/api/tags/{LEVEL}/history", params={"start": "-1h", "bucket": "10", "agg": "max"}
+            )
             assert history.status_code == 200
             assert max(b["value"] for b in history.json()["buckets"]) > 1.4
             journal = (await api.get("/api/alarms/journal")).json()
