@@ -106,12 +106,8 @@ class ItStack:
                 )
             )
         if self.gateway is not None:
-            lines.append(
-                (
-                    "edge gateway",
-                    f"{self.gateway.name} publishing {' and '.join(self.scenario.gateway.publish)}",
-                )
-            )  # type: ignore[union-attr]
+            conventions = " and ".join(self.gateway.spec.publish)
+            lines.append(("edge gateway", f"{self.gateway.name} publishing {conventions}"))
         if self.sensors is not None:
             names = ", ".join(s.name for s in mqtt_sensors(self.scenario))
             lines.append(("MQTT sensors", names))
