@@ -62,6 +62,7 @@ __all__ = [
     "error_result",
     "grade_jobs",
     "kill_process_tree",
+    "lab_failed",
     "plan_class",
     "resolve_entries",
     "time_limit_of",
@@ -77,6 +78,11 @@ MB_PER_LAB = 250
 WATCHDOG_MARGIN_S = 90.0
 """Seconds a job may run past twice its time limit (lab start, settle, stop) before the
 worker is killed: generous, since a loaded machine starts labs slowly."""
+LAB_RETRIES = 2
+"""Extra runs for a job whose lab could not start (16 labs starting at once on 2 cores
+lost one start in 26 to a free port taken in between)."""
+LAB_FAILURE = "the lab could not run"
+"""How :func:`grading.runner.run_exercise` starts each check's message when the lab failed."""
 STDERR_TAIL = 4000
 _LINE_LIMIT = 64 * 1024 * 1024  # one result line (evidence, program output) fits
 
@@ -105,8 +111,12 @@ class GradeJob:
     memory_mb: int | None = None
 
     def to_json(self) -> str:
-        """One line of JSON (the worker protocol)."""
-        data = {
+        """One line of JSON."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (the worker protocol)."""
+        return {
             "exercise_folder": str(self.exercise_folder),
             "exercise_id": self.exercise_id,
             "apprentice": self.apprentice,
@@ -115,12 +125,15 @@ class GradeJob:
             "time_limit_s": self.time_limit_s,
             "memory_mb": self.memory_mb,
         }
-        return json.dumps(data, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> GradeJob:
         """Read :meth:`to_json` back."""
-        data = json.loads(text)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GradeJob:
+        """Read :meth:`to_dict` back."""
         return cls(
             exercise_folder=Path(data["exercise_folder"]),
             exercise_id=str(data["exercise_id"]),
@@ -139,12 +152,24 @@ class GradeJob:
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """A finished job: its result, the wall time, and why its worker was lost (if it was)."""
+    """A finished job: its result, the wall time, why its worker was lost (if it was), and
+    how many times it ran (more than once when its lab could not start)."""
 
     job: GradeJob
     result: ExerciseResult
     wall_s: float
     lost: str | None = None
+    attempts: int = 1
+
+
+def lab_failed(result: ExerciseResult) -> bool:
+    """The lab itself could not run, so no check saw the submission (the runner then fails
+    every check with :data:`LAB_FAILURE`): worth another try."""
+    return (
+        result.error is not None
+        and bool(result.checks)
+        and all(c.message.startswith(LAB_FAILURE) for c in result.checks)
+    )
 
 
 def default_jobs() -> int:
@@ -234,32 +259,37 @@ def _copy_submission(source: Path, target: Path) -> None:
     )
 
 
-async def run_job(job: GradeJob) -> ExerciseResult:
-    """Grade one job in this process, on a private copy; never raises for the submission."""
+async def run_job(job: GradeJob, scratch: Path | None = None) -> ExerciseResult:
+    """Grade one job in this process, on a private copy in ``scratch`` (an empty folder the
+    caller removes afterwards; by default a temporary one); never raises for the submission."""
+    if scratch is None:
+        with tempfile.TemporaryDirectory(
+            prefix="simlab-grade-", ignore_cleanup_errors=True
+        ) as temporary:
+            return await run_job(job, Path(temporary))
     started = datetime.now(UTC)
     try:
         exercise = load_exercise(job.exercise_folder)
     except ManifestError as err:
         return error_result(job, f"the exercise cannot be loaded: {err}", None, started)
-    with tempfile.TemporaryDirectory(prefix="simlab-grade-") as scratch:
-        submission = Path(scratch) / "submission"
-        try:
-            _copy_submission(job.submission, submission)
-        except (OSError, shutil.Error, GradingError) as err:
-            return error_result(job, f"cannot copy the submission: {err}", exercise, started)
-        try:
-            return await run_exercise(
-                exercise,
-                submission,
-                apprentice=job.apprentice,
-                course_secret=job.course_secret,
-                state_dir=Path(scratch) / "state",
-                time_limit_s=job.time_limit_s,
-                memory_mb=job.memory_mb,
-            )
-        except Exception as err:  # the grader itself broke: this job fails, the batch goes on
-            reason = f"the grader failed: {type(err).__name__}: {err}"
-            return error_result(job, reason, exercise, started)
+    submission = scratch / "submission"
+    try:
+        _copy_submission(job.submission, submission)
+    except (OSError, shutil.Error, GradingError) as err:
+        return error_result(job, f"cannot copy the submission: {err}", exercise, started)
+    try:
+        return await run_exercise(
+            exercise,
+            submission,
+            apprentice=job.apprentice,
+            course_secret=job.course_secret,
+            state_dir=scratch / "state",
+            time_limit_s=job.time_limit_s,
+            memory_mb=job.memory_mb,
+        )
+    except Exception as err:  # the grader itself broke: this job fails, the batch goes on
+        reason = f"the grader failed: {type(err).__name__}: {err}"
+        return error_result(job, reason, exercise, started)
 
 
 def kill_process_tree(pid: int, *, include_root: bool = True) -> int:
@@ -292,16 +322,19 @@ def kill_process_tree(pid: int, *, include_root: bool = True) -> int:
 
 
 def _worker_main() -> int:
-    """``python -m grading.batch``: read jobs (JSON lines) on stdin, answer each with a
-    result line on the original stdout. Anything else printed goes to stderr."""
+    """``python -m grading.batch``: read jobs on stdin, one JSON line each
+    (``{"job": {...}, "scratch": "/tmp/..."}``: the scratch folder belongs to the batch,
+    which removes it even when the worker dies), answer each with a result line
+    (``{"result": {...}}``) on the original stdout. Anything else printed goes to stderr."""
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # stray prints of libraries cannot corrupt the protocol
     for line in sys.stdin:
         if not line.strip():
             continue
-        job = GradeJob.from_json(line)
+        message = json.loads(line)
+        job = GradeJob.from_dict(message["job"])
         try:
-            result = asyncio.run(run_job(job))
+            result = asyncio.run(run_job(job, Path(message["scratch"])))
         finally:
             kill_process_tree(os.getpid(), include_root=False)  # a program left behind
         channel.write(json.dumps({"result": result.to_dict()}, allow_nan=False) + "\n")
@@ -345,10 +378,11 @@ class _Worker:
     def stderr_tail(self) -> str:
         return "\n".join(self.stderr)[-STDERR_TAIL:]
 
-    async def grade(self, job: GradeJob) -> ExerciseResult:
+    async def grade(self, job: GradeJob, scratch: Path) -> ExerciseResult:
         assert self.process.stdin is not None and self.process.stdout is not None
+        message = json.dumps({"job": job.to_dict(), "scratch": str(scratch)}, ensure_ascii=False)
         try:
-            self.process.stdin.write(job.to_json().encode("utf-8") + b"\n")
+            self.process.stdin.write(message.encode("utf-8") + b"\n")
             await self.process.stdin.drain()
             line = await asyncio.wait_for(self.process.stdout.readline(), job.watchdog_s)
         except TimeoutError:
@@ -407,12 +441,16 @@ async def grade_jobs(
     isolation: Isolation = "process",
     on_start: Callable[[GradeJob], object] | None = None,
     on_done: Callable[[JobOutcome], object] | None = None,
+    retries: int = LAB_RETRIES,
 ) -> list[JobOutcome]:
     """Grade ``jobs``, at most ``concurrency`` at once; outcomes in the order of ``jobs``.
 
     ``isolation="process"`` (the default) grades in worker processes; ``"inline"`` runs the
     labs in this event loop (for measurements; one misbehaving job can hurt the others).
     ``on_start`` and ``on_done`` are called as jobs start and finish (a progress bar).
+    A job whose lab could not start (:func:`lab_failed`: a free port taken by a neighbouring
+    lab in the meantime, a broker that did not answer in time) runs again, up to
+    ``retries`` times: that is the grader's trouble, not the apprentice's.
     """
     if concurrency < 1:
         raise BatchError(f"concurrency must be at least 1, got {concurrency}")
@@ -425,12 +463,17 @@ async def grade_jobs(
             if on_start is not None:
                 on_start(job)
             started = time.monotonic()
-            lost: str | None = None
-            if isolation == "inline":
-                result = await run_job(job)
-            else:
-                result, lost = await _in_worker(job, idle, busy)
-            outcome = JobOutcome(job, result, time.monotonic() - started, lost)
+            attempts = 0
+            while True:
+                attempts += 1
+                lost: str | None = None
+                if isolation == "inline":
+                    result = await run_job(job)
+                else:
+                    result, lost = await _in_worker(job, idle, busy)
+                if attempts > retries or not lab_failed(result):
+                    break
+            outcome = JobOutcome(job, result, time.monotonic() - started, lost, attempts)
             if on_done is not None:
                 on_done(outcome)
             return outcome
@@ -448,8 +491,9 @@ async def _in_worker(
     started = datetime.now(UTC)
     worker = idle.pop() if idle else await _Worker.start()
     busy.add(worker)
+    scratch = Path(tempfile.mkdtemp(prefix="simlab-grade-"))
     try:
-        result = await worker.grade(job)
+        result = await worker.grade(job, scratch)
     except _WorkerLost as lost:
         busy.discard(worker)
         tail = worker.stderr_tail()
@@ -457,6 +501,12 @@ async def _in_worker(
         exercise = _try_load(job.exercise_folder)
         reason = str(lost)
         return error_result(job, reason, exercise, started), f"{reason}\n{tail}".strip()
+    except BaseException:  # cancelled (Ctrl-C): stop the worker before its folder goes
+        busy.discard(worker)
+        await worker.kill()
+        raise
+    finally:
+        await asyncio.to_thread(shutil.rmtree, scratch, ignore_errors=True)
     busy.discard(worker)
     idle.append(worker)
     return result, None

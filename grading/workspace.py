@@ -143,9 +143,20 @@ def find_entry(manifest: Manifest, name: str) -> ManifestEntry:
 # --- files -----------------------------------------------------------------------------
 
 
-def place_files(folder: Path, names: Sequence[str], target: Path) -> list[Path]:
+TEMPLATE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def place_files(
+    folder: Path,
+    names: Sequence[str],
+    target: Path,
+    variant: Mapping[str, Any] | None = None,
+) -> list[Path]:
     """Copy ``folder/<name>`` for each of ``names`` into ``target`` flat (``starter/read.py``
-    becomes ``target/read.py``), as the runner expects a submission; returns the copies."""
+    becomes ``target/read.py``), as the runner expects a submission; returns the copies.
+
+    With ``variant``, YAML and JSON files are rendered with it like the brief: reference
+    answers that depend on the variant are written as templates (``"{{ drift_tag }}"``)."""
     target.mkdir(parents=True, exist_ok=True)
     placed: dict[str, str] = {}
     copies: list[Path] = []
@@ -158,7 +169,16 @@ def place_files(folder: Path, names: Sequence[str], target: Path) -> list[Path]:
             )
         placed[base] = name
         destination = target / base
-        shutil.copyfile(folder / name, destination)
+        source = folder / name
+        if variant is not None and source.suffix in TEMPLATE_SUFFIXES:
+            text = source.read_text(encoding="utf-8")
+            try:
+                text = render_brief(text, variant, str(source))
+            except VariantError as err:
+                raise WorkspaceError(f"{source} cannot be rendered: {err}") from None
+            destination.write_text(text, encoding="utf-8")
+        else:
+            shutil.copyfile(source, destination)
         copies.append(destination)
     return copies
 

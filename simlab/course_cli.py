@@ -15,6 +15,12 @@ batch grading.
 ``verify FILE...``                       check the signatures of result files
 =======================================  ===============================================
 
+``lint`` grades the starter and the solution of every exercise for N random apprentices
+(ids ``lint-xxxxxx``, repeatable with ``--seed``); YAML and JSON files of a solution are
+templates rendered with the apprentice's variant (reference answers depend on it). ``grade``
+and ``lint`` run each lab in a worker process (see :mod:`grading.batch`), ``check`` runs its
+lab in this process, on the workspace's folder itself.
+
 EXERCISE is an id (``modbus-float``), a folder (``01-modbus-float``) or a number (``1``);
 without it, ``check`` takes the exercise whose folder you are in, else (like ``hint``) the
 first one not passed yet. Workspace commands find the workspace from the current folder
@@ -529,7 +535,6 @@ def _lint(args: argparse.Namespace) -> int:
         return 1
     entries = resolve_entries(manifest, args.exercise)
     seed = args.seed if args.seed is not None else random.randrange(10**6)
-    rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="simlab-lint-") as scratch:
         jobs: list[GradeJob] = []
         loaded: dict[str, Exercise] = {}
@@ -539,6 +544,7 @@ def _lint(args: argparse.Namespace) -> int:
             except ManifestError:
                 continue  # check_manifest reported it
             loaded[entry.id] = exercise
+            rng = random.Random(f"{seed}/{entry.id}")  # the same ids whatever is selected
             for _ in range(args.variants):
                 apprentice = f"lint-{rng.randrange(16**6):06x}"
                 for kind in ("starter", "solution"):
@@ -547,7 +553,7 @@ def _lint(args: argparse.Namespace) -> int:
             Text(
                 f"Running {len(jobs)} labs ({args.variants} apprentice(s) × starter and "
                 f"solution for {len(loaded)} exercise(s), {args.jobs} at a time; "
-                f"--seed {seed} repeats these apprentices) ..."
+                f"--seed {seed} draws these apprentices again) ..."
             )
         )
         try:
@@ -573,8 +579,9 @@ def _lint_job(
 ) -> GradeJob:
     folder = scratch / entry.id / apprentice / kind
     folder.mkdir(parents=True)
+    variant = _variant_of(exercise, apprentice) if kind == "solution" else None
     with contextlib.suppress(OSError, GradingError):  # a missing file is a lint problem already
-        place_files(exercise.folder, getattr(exercise, kind), folder)
+        place_files(exercise.folder, getattr(exercise, kind), folder, variant)
     return GradeJob(
         exercise_folder=exercise.folder.resolve(),
         exercise_id=entry.id,
@@ -675,12 +682,13 @@ def _with_progress(
             progress.advance(task)
             result = outcome.result
             mark = Text("✓ ", style="green") if result.passed else Text("✗ ", style="red")
+            retried = f", {outcome.attempts} runs: the lab failed" if outcome.attempts > 1 else ""
             progress.console.print(
                 Text.assemble(
                     mark,
                     f"{result.apprentice} {result.exercise} ({outcome.job.submission.name}) "
                     f"{_points(result.score)}/{_points(result.max_score)} "
-                    f"in {outcome.wall_s:.0f} s",
+                    f"in {outcome.wall_s:.0f} s{retried}",
                 )
             )
 

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import replace
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from grading import batch
 from grading.batch import (
     BatchError,
     GradeJob,
@@ -30,9 +32,11 @@ from grading.batch import (
     error_result,
     grade_jobs,
     kill_process_tree,
+    lab_failed,
     plan_class,
 )
 from grading.manifest import load_exercise, load_manifest
+from grading.model import ExerciseResult
 from grading.reports import RosterEntry, read_result_json, result_json
 from simlab import course_cli
 
@@ -86,12 +90,16 @@ def grade(root: Path, submissions: Path, roster: Path, *extra: str) -> int:
 
 # One class, graded once for all its assertions: about 18 s on 2 cores (not marked slow).
 def test_a_class_with_crashing_hanging_and_hostile_submissions_is_graded_in_full(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     submissions, roster = write_class(tmp_path, list(PROGRAMS))
+    scratch = tmp_path / "scratch"  # where the batch makes each job's private folder
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     started = time.monotonic()
     assert grade(tmp_path, submissions, roster, "--jobs", "3") == 0
     assert time.monotonic() - started < 60
+    assert list(scratch.iterdir()) == []  # also the folder of the worker that was killed
     out = tmp_path / "out"
     printed = capsys.readouterr()
     assert "not on the roster, not graded: stranger" in printed.err
@@ -165,6 +173,24 @@ def test_regrading_the_same_submission_gives_the_same_score() -> None:
     assert first.result.passed and again.result.passed
     assert (first.result.score, first.result.variant_seed) == (10, again.result.variant_seed)
     assert again.result.score == first.result.score
+
+
+def test_a_job_whose_lab_could_not_start_runs_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    job = GradeJob(EXERCISE, "setpoint", "ann", EXERCISE, SECRET)
+    exercise = load_exercise(EXERCISE)
+    port_taken = error_result(job, "the lab could not run: port 4840 in use", exercise)
+    runs: list[ExerciseResult] = [port_taken, port_taken, error_result(job, "crashed", exercise)]
+    assert lab_failed(port_taken) and not lab_failed(runs[2])
+
+    async def flaky(_: GradeJob) -> ExerciseResult:
+        return runs.pop(0)
+
+    monkeypatch.setattr(batch, "run_job", flaky)
+    [outcome] = asyncio.run(grade_jobs([job], isolation="inline", retries=2))
+    assert (outcome.attempts, outcome.result.error) == (3, "crashed")
+    runs[:] = [port_taken, port_taken]
+    [outcome] = asyncio.run(grade_jobs([job], isolation="inline", retries=1))
+    assert outcome.attempts == 2 and lab_failed(outcome.result)
 
 
 def test_verify_names_an_edited_result_file(

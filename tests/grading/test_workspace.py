@@ -215,3 +215,16 @@ def test_files_with_the_same_name_cannot_be_placed_flat(tmp_path: Path) -> None:
     (tmp_path / "b" / "x.py").write_text("")
     with pytest.raises(WorkspaceError, match="would both become 'x.py'"):
         place_files(tmp_path, ["a/x.py", "b/x.py"], tmp_path / "out")
+
+
+def test_reference_answers_can_be_templates_of_the_variant(tmp_path: Path) -> None:
+    (tmp_path / "solution").mkdir()
+    (tmp_path / "solution" / "answers.yaml").write_text('tag: "{{ tag }}"\n')
+    (tmp_path / "solution" / "flow.py").write_text("print('{{ tag }}')\n")
+    place_files(
+        tmp_path, ["solution/answers.yaml", "solution/flow.py"], tmp_path / "out", {"tag": "lt101"}
+    )
+    assert (tmp_path / "out" / "answers.yaml").read_text() == 'tag: "lt101"\n'
+    assert (tmp_path / "out" / "flow.py").read_text() == "print('{{ tag }}')\n"  # code is not
+    with pytest.raises(WorkspaceError, match="unknown variant parameter 'tag'"):
+        place_files(tmp_path, ["solution/answers.yaml"], tmp_path / "again", {})

@@ -192,7 +192,7 @@ def test_lint_runs_starters_and_solutions_and_flags_a_starter_that_passes(
     assert "fails ✓" in rows["setpoint"] and "passes ✓" in rows["setpoint"]
     assert "PASSES ✗" in rows["pump"] and "passes ✓" in rows["pump"]
     assert "setpoint=" in rows["setpoint"] and "speed=" in rows["pump"]
-    assert "--seed 7" in out
+    assert "--seed 7 draws these apprentices again" in out
     assert "lint: 1 problem" in err
 
 
