@@ -1,0 +1,173 @@
+"""The simlab terminal UI: one Textual app, one screen (mode) per tool of the trade.
+
+The app paints at once (a starting screen) and starts the lab in a worker on its own event
+loop, so the endpoints, the bus and the platform run beside the UI; screens refresh on
+timers at a few hertz (never per message) and do network and grading work in workers.
+Quitting stops the lab cleanly (endpoints closed, the gateway's death sent) before exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.worker import Worker
+
+from simlab.errors import SimlabError
+from simlab.lab import Lab
+from simlab.tui.plan import LabPlan
+from simlab.tui.screens.exercises import ExercisesScreen
+from simlab.tui.screens.help import HelpScreen
+from simlab.tui.screens.instructor import InstructorScreen
+from simlab.tui.screens.modbus import ModbusScreen
+from simlab.tui.screens.mqtt import MqttScreen
+from simlab.tui.screens.opcua import OpcUaScreen
+from simlab.tui.screens.plant import PlantScreen
+from simlab.tui.screens.platform import PlatformScreen
+from simlab.tui.screens.starting import StartingScreen
+
+__all__ = ["SCREENS", "ScreenEntry", "SimlabApp"]
+
+
+@dataclass(frozen=True)
+class ScreenEntry:
+    """One tool of the UI: its mode name, key, title and screen class."""
+
+    mode: str
+    key: str
+    title: str
+    screen: type[Screen[None]]
+    instructor_only: bool = False
+
+
+SCREENS: tuple[ScreenEntry, ...] = (
+    ScreenEntry("exercises", "1", "Exercises", ExercisesScreen),
+    ScreenEntry("plant", "2", "Plant", PlantScreen),
+    ScreenEntry("opcua", "3", "OPC UA", OpcUaScreen),
+    ScreenEntry("modbus", "4", "Modbus", ModbusScreen),
+    ScreenEntry("mqtt", "5", "MQTT", MqttScreen),
+    ScreenEntry("platform", "6", "Platform", PlatformScreen),
+    ScreenEntry("instructor", "7", "Instructor", InstructorScreen, instructor_only=True),
+)
+
+
+class SimlabApp(App[int]):
+    """The apprentice's workbench on one lab (see the module docstring)."""
+
+    TITLE = "simlab"
+    CSS_PATH = "app.tcss"
+    MODES: ClassVar[dict[str, type[Screen[None]]]] = {s.mode: s.screen for s in SCREENS}  # type: ignore[assignment]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(s.key, f"open('{s.mode}')", s.title, show=False, priority=False)
+            for s in SCREENS
+        ),
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("q,ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, plan: LabPlan) -> None:
+        super().__init__()
+        self.plan = plan
+        self.lab: Lab | None = None
+        """The running lab (set once :meth:`wait_ready` returns)."""
+        self.lab_error: str | None = None
+        """Why the lab could not start (the starting screen shows it)."""
+        self._lab_ready = asyncio.Event()
+        self._lab_stop = asyncio.Event()
+        self._lab_runner: Worker[None] | None = None
+        self.sub_title = plan.scenario.title
+
+    # --- the lab ------------------------------------------------------------------------
+
+    @property
+    def screens(self) -> list[ScreenEntry]:
+        """The screens this user sees (the instructor's only in instructor mode)."""
+        return [s for s in SCREENS if self.plan.instructor or not s.instructor_only]
+
+    def on_mount(self) -> None:
+        self.push_screen(StartingScreen())
+        self._lab_runner = self.run_worker(self._run_lab(), name="lab", exit_on_error=False)
+
+    async def _run_lab(self) -> None:
+        try:
+            async with self.plan.build() as lab:
+                self.lab = lab
+                self._lab_ready.set()
+                first = "exercises" if self.plan.workspace is not None else "plant"
+                self.switch_mode(first)
+                await self._lab_stop.wait()
+        except SimlabError as err:
+            self.lab_error = str(err)
+            self.screen.refresh(recompose=True)
+        except OSError as err:
+            self.lab_error = f"the lab could not start: {err}"
+            self.screen.refresh(recompose=True)
+        finally:
+            self.lab = None
+
+    def restart(self, plan: LabPlan) -> None:
+        """Stop this lab and start ``plan``'s (another exercise): every tool starts afresh.
+
+        Runs in an app worker: a screen that asks for it is removed on the way."""
+        self.run_worker(self._restart(plan), name="restart", exclusive=True, group="restart")
+
+    async def _restart(self, plan: LabPlan) -> None:
+        self._lab_stop.set()
+        if self._lab_runner is not None:
+            await self._lab_runner.wait()
+        await self.switch_mode("_default")  # the starting screen
+        for entry in SCREENS:
+            await self.remove_mode(entry.mode)
+            self.add_mode(entry.mode, entry.screen)
+        self.plan, self.lab_error = plan, None
+        self._lab_ready, self._lab_stop = asyncio.Event(), asyncio.Event()
+        self.sub_title = plan.scenario.title
+        await self.screen.recompose()
+        self._lab_runner = self.run_worker(self._run_lab(), name="lab", exit_on_error=False)
+
+    async def wait_ready(self, timeout: float = 60.0) -> Lab:
+        """The running lab, once started (tests and workers wait for it)."""
+        await asyncio.wait_for(self._lab_ready.wait(), timeout)
+        assert self.lab is not None
+        return self.lab
+
+    @property
+    def state_dir(self) -> Path | None:
+        """Where the running lab keeps its state."""
+        return self.lab.state_dir if self.lab is not None else None
+
+    # --- actions ------------------------------------------------------------------------
+
+    def action_open(self, mode: str) -> None:
+        """Show one tool's screen (once the lab runs)."""
+        if self.lab is None or mode not in {s.mode for s in self.screens}:
+            return
+        self.switch_mode(mode)
+
+    def action_help(self) -> None:
+        """Show the keys and what each screen does."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        """Stop the lab cleanly, then leave."""
+        self._lab_stop.set()
+        if self._lab_runner is not None:
+            await self._lab_runner.wait()
+        self.exit(0)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for entry in self.screens:
+            yield SystemCommand(
+                f"Open {entry.title}",
+                f"Go to the {entry.title} screen (key {entry.key})",
+                lambda mode=entry.mode: self.action_open(mode),
+            )
