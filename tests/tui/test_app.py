@@ -15,7 +15,9 @@ async def test_number_keys_move_between_the_screens_and_q_stops_the_lab(
         lab = await app.wait_ready()
         await pilot.pause()
         assert app.current_mode == "plant"  # no workspace: the plant first
-        for key, mode in zip("13456", ["exercises", "opcua", "modbus", "mqtt", "platform"]):
+        for key, mode in zip(
+            "13456", ["exercises", "opcua", "modbus", "mqtt", "platform"], strict=True
+        ):
             await pilot.press(key)
             assert app.current_mode == mode
         await pilot.press("7")  # the instructor's screen is hidden from apprentices

@@ -14,4 +14,6 @@ class ExercisesScreen(LabScreen):
     """the ordered list, the brief, Check and hints (being built)."""
 
     def compose_body(self) -> ComposeResult:
-        yield Static("Exercises: the ordered list, the brief, Check and hints", classes="placeholder")
+        yield Static(
+            "Exercises: the ordered list, the brief, Check and hints", classes="placeholder"
+        )

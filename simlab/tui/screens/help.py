@@ -37,9 +37,7 @@ Each screen lists its own keys in the footer.
 class HelpScreen(ModalScreen[None]):
     """The keys, in a box over the current screen."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,f1", "dismiss", "Close")
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,question_mark,f1", "dismiss", "Close")]
 
     def compose(self) -> ComposeResult:
         app = cast("SimlabApp", self.app)

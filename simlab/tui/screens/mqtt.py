@@ -14,4 +14,6 @@ class MqttScreen(LabScreen):
     """topic tree, payloads, Sparkplug decoded (being built)."""
 
     def compose_body(self) -> ComposeResult:
-        yield Static("MQTT explorer: topic tree, payloads, Sparkplug decoded", classes="placeholder")
+        yield Static(
+            "MQTT explorer: topic tree, payloads, Sparkplug decoded", classes="placeholder"
+        )

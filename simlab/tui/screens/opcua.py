@@ -14,4 +14,6 @@ class OpcUaScreen(LabScreen):
     """tree, attributes, read, write, subscribe (being built)."""
 
     def compose_body(self) -> ComposeResult:
-        yield Static("OPC UA browser: tree, attributes, read, write, subscribe", classes="placeholder")
+        yield Static(
+            "OPC UA browser: tree, attributes, read, write, subscribe", classes="placeholder"
+        )

@@ -14,4 +14,6 @@ class PlantScreen(LabScreen):
     """live tags, a mimic of the process and a tag's lineage (being built)."""
 
     def compose_body(self) -> ComposeResult:
-        yield Static("Plant: live tags, a mimic of the process and a tag's lineage", classes="placeholder")
+        yield Static(
+            "Plant: live tags, a mimic of the process and a tag's lineage", classes="placeholder"
+        )
