@@ -41,11 +41,13 @@ if TYPE_CHECKING:
     from simlab.lab import Lab
 
 __all__ = [
+    "AnswersFile",
     "Evidence",
     "EvidenceError",
     "PlatformEvidence",
     "ProgramRun",
     "TagRef",
+    "answers_source",
     "convert_units",
     "read_answers",
 ]
@@ -289,10 +291,25 @@ def convert_units(value: float, source: str, target: str) -> float:
     return ((value * src.scale + src.offset) - dst.offset) / dst.scale
 
 
-def read_answers(path: Path) -> dict[str, Any]:
+class AnswersFile(dict[str, Any]):
+    """The answers of an answers file (a plain ``dict``) that remembers the file's name, so
+    a check can say where an answer is missing ("no answer for 'unit' in answers.yaml")."""
+
+    def __init__(self, answers: Mapping[str, Any] | None = None, source: str = "") -> None:
+        super().__init__(answers or {})
+        self.source = source
+
+
+def answers_source(answers: Mapping[str, Any] | None) -> str:
+    """The name of the file ``answers`` came from, or ``"the answers file"``."""
+    return getattr(answers, "source", "") or "the answers file"
+
+
+def read_answers(path: Path) -> AnswersFile:
     """Parse an answers file (YAML or JSON: a mapping of question id to answer).
 
-    Raises :class:`EvidenceError` saying what is wrong with the file.
+    The mapping returned is a dict whose ``source`` is the file's name. Raises
+    :class:`EvidenceError` saying what is wrong with the file.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -305,9 +322,9 @@ def read_answers(path: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         raise EvidenceError(f"{path}: the answers file is not valid YAML/JSON: {err}") from None
     if data is None:
-        return {}
+        return AnswersFile({}, path.name)
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise EvidenceError(
             f"{path}: the answers file must map question ids to answers, like 'level: 1.2'"
         )
-    return dict(data)
+    return AnswersFile(data, path.name)

@@ -26,8 +26,8 @@ from typing import Any
 
 from grading.manifest import Exercise
 from grading.model import ClassResult, ExerciseResult, GradingError, ResultFormatError
-from grading.signing import sign_result, verify_result
-from grading.variants import VariantError, draw_variant, render_brief
+from grading.signing import sign_result, signed_with, verify_result
+from grading.variants import VariantError, draw_variant, render_brief, render_title
 from simlab.errors import FileProblems, Problem
 
 __all__ = [
@@ -46,27 +46,48 @@ __all__ = [
 # --- signed JSON -----------------------------------------------------------------------
 
 
-def result_json(result: ExerciseResult, course_secret: str) -> str:
-    """The apprentice's result as signed JSON text (2-space indent, newline at the end)."""
-    signed = sign_result(result.to_dict(), course_secret)
+def result_json(
+    result: ExerciseResult, course_secret: str | None, *, signing_key: str | None = None
+) -> str:
+    """The apprentice's result as signed JSON text (2-space indent, newline at the end),
+    signed with the grader's ``signing_key`` when given (see :mod:`grading.signing`)."""
+    signed = sign_result(result.to_dict(), course_secret, signing_key=signing_key)
     return json.dumps(signed, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def read_result_json(text: str, course_secret: str, source: str = "<result>") -> ExerciseResult:
+def read_result_json(
+    text: str,
+    course_secret: str | None,
+    source: str = "<result>",
+    *,
+    signing_key: str | None = None,
+) -> ExerciseResult:
     """Read a signed result back; :class:`ResultFormatError` if it is not valid JSON, its
-    signature does not match (edited, or signed with another course's secret) or its
-    fields are wrong."""
+    signature does not match (edited, signed with another course's secret, or — when a
+    ``signing_key`` is given — not signed with it) or its fields are wrong."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ResultFormatError(
             f"{source}:{err.lineno}:{err.colno}: not valid JSON: {err.msg}"
         ) from None
-    if not isinstance(data, dict) or not verify_result(data, course_secret):
-        raise ResultFormatError(
-            f"{source}: the signature does not match: the file was edited after grading, "
-            f"or signed with another course secret"
-        )
+    if not isinstance(data, dict) or not verify_result(
+        data, course_secret, signing_key=signing_key
+    ):
+        kind = signed_with(data) if isinstance(data, dict) else None
+        if signing_key is not None and kind == "course-secret":
+            why = (
+                "it is signed with the course secret, not with the grader's signing key "
+                "(anyone holding the course secret can make such a signature)"
+            )
+        elif signing_key is None and kind == "signing-key":
+            why = "it is signed with a grader's signing key: give that key to verify it"
+        else:
+            why = (
+                "the file was edited after grading, or signed with another course secret "
+                "or signing key"
+            )
+        raise ResultFormatError(f"{source}: the signature does not match: {why}")
     return ExerciseResult.from_dict(data, source)
 
 
@@ -92,11 +113,31 @@ def _excerpt(evidence: Mapping[str, Any], max_lines: int) -> str:
     return "\n".join(lines)
 
 
+def _variant(result: ExerciseResult, exercise: Exercise | None) -> dict[str, Any] | None:
+    """The apprentice's variant values, from the result's seed (None without the exercise)."""
+    if exercise is None:
+        return None
+    with contextlib.suppress(VariantError):
+        return draw_variant(exercise.variant, result.variant_seed)
+    return None
+
+
+def _titles(result: ExerciseResult, exercise: Exercise | None) -> dict[str, str]:
+    """Check id → title rendered for the apprentice's variant, from the exercise's checks.
+
+    Titles are rendered when graded; this also renders those of results written before that
+    (or by a runner that did not), from the template, never from the stored text."""
+    variant = _variant(result, exercise)
+    if exercise is None or variant is None:
+        return {}
+    return {spec.id: render_title(spec.title, variant) for spec in exercise.checks}
+
+
 def _next_hint(result: ExerciseResult, exercise: Exercise | None) -> tuple[int, str] | None:
     """(rung number from 1, text) of the next hint, rendered for the apprentice's variant."""
     if exercise is None or result.passed or result.hints_used >= len(exercise.hints):
         return None
-    variant = draw_variant(exercise.variant, result.variant_seed)
+    variant = _variant(result, exercise) or {}
     text = exercise.hints[result.hints_used]
     # A hint with a bad placeholder is shown as written; check_manifest reports it.
     with contextlib.suppress(VariantError):
@@ -128,15 +169,22 @@ def feedback_markdown(
     ]
     if result.error is not None:
         out += [f"> **The submission did not run to the end:** {result.error}", ""]
-    if result.gate_reason is not None:
-        out += [f"> **Score 0 because a gate check failed.** {result.gate_reason}", ""]
+    titles = _titles(result, exercise)
+    gate = result.failed_gate
+    if gate is not None:
+        gate_title = titles.get(gate.check_id, gate.title)
+        out += [
+            f"> **Score 0 because a gate check failed.** gate check {gate.check_id!r} "
+            f"({gate_title}) failed: {gate.message}",
+            "",
+        ]
     for check in result.checks:
         mark = "✓" if check.passed else "✗"
-        gate = ", gate" if check.gate else ""
+        gate_mark = ", gate" if check.gate else ""
         out += [
-            f"## {mark} {check.title} (`{check.check_id}`)",
+            f"## {mark} {titles.get(check.check_id, check.title)} (`{check.check_id}`)",
             "",
-            f"Points: {_pts(check.points)} / {_pts(check.max_points)}{gate}",
+            f"Points: {_pts(check.points)} / {_pts(check.max_points)}{gate_mark}",
             "",
             check.message or ("passed" if check.passed else "failed"),
             "",

@@ -40,6 +40,7 @@ __all__ = [
     "VariantSpec",
     "draw_variant",
     "render_brief",
+    "render_title",
     "render_value",
     "variant_seed",
 ]
@@ -237,6 +238,17 @@ def render_brief(markdown: str, variant: Mapping[str, Any], source: str = "READM
     ``source`` names the brief in errors (``README.md:12: unknown variant parameter ...``).
     """
     return _substitute(markdown, variant, source)
+
+
+def render_title(title: str, variant: Mapping[str, Any]) -> str:
+    """A check's title with the apprentice's variant filled in ("Level held at
+    {{ setpoint }} m" → "Level held at 1.25 m"), as written when it cannot be rendered: a
+    bad placeholder is the author's mistake (``simlab course lint`` reports it) and must not
+    cost the apprentice a check or a report."""
+    try:
+        return _substitute(title, variant, "exercise.yaml", "title")
+    except VariantError:
+        return title
 
 
 def render_value(

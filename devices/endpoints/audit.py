@@ -4,6 +4,13 @@ Endpoints report every session (connect, disconnect, peer, security), every read
 subscription, write (accepted or refused, with the reason) and Modbus request (function
 code and address range). Times are simulated seconds of the lab's clock. Pure data: no
 protocol library is imported here, so every endpoint and the grader share it.
+
+An OPC UA method call is its own kind of event, never a write: ``kind="call"``, ``target``
+the method's browse name (``AcknowledgeFault``), ``detail`` ``tag`` (the command tag it
+pulses, without the device), ``status`` and ``node_id`` (the method's node). The device sees
+the pulse like any accepted write, so the truth records a ``write`` of that tag at the same
+instant; :meth:`SessionAudit.call_at` tells such a write from one a client sent. Safety
+gates use this to allow a command through its method while forbidding writes to the tag.
 """
 
 from __future__ import annotations
@@ -90,6 +97,19 @@ class SessionAudit:
                 now, session_id, session.device, session.protocol, kind, target, ok, reason, detail
             )
         )
+
+    def call_at(self, device: str, tag: str, time: float, slack: float = 1e-6) -> AuditEvent | None:
+        """The accepted method call that pulsed ``device.tag`` at ``time``, if one did."""
+        for event in self.events:
+            if (
+                event.kind == "call"
+                and event.ok
+                and event.device == device
+                and event.detail.get("tag") == tag
+                and abs(event.time - time) <= slack
+            ):
+                return event
+        return None
 
     def query(
         self,

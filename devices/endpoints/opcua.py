@@ -1165,12 +1165,13 @@ class OpcUaEndpoint:
             self.audit.record(
                 session.audit_id,
                 self._now(),
-                "call",
+                "call",  # a call, not a write: the audit keeps them apart (see audit.py)
                 method.name,
                 ok=code == _S.Good,
                 reason=reason,
                 tag=method.tag,
                 status=_status_name(code),
+                node_id=method.node_id.to_string(),
             )
         return result
 

@@ -43,7 +43,7 @@ from grading.checks.tracking import check_value_tracks_truth
 from grading.evidence import Evidence, EvidenceError
 from grading.manifest import CheckSpec
 from grading.model import CheckResult
-from grading.variants import VariantError, render_value
+from grading.variants import VariantError, render_title, render_value
 
 __all__ = [
     "BROKEN",
@@ -61,6 +61,7 @@ __all__ = [
     "check_timed_sequence",
     "check_uns_contract",
     "check_value_tracks_truth",
+    "render_title",
     "run_check",
 ]
 
@@ -105,7 +106,7 @@ def _resolve(spec: CheckSpec) -> CheckFunction:
     return checked
 
 
-def _stamp(spec: CheckSpec, raw: CheckResult) -> CheckResult:
+def _stamp(spec: CheckSpec, raw: CheckResult, variant: Mapping[str, Any]) -> CheckResult:
     """The check's verdict with the spec's identity and its points rescaled to the spec's."""
     if not isinstance(raw, CheckResult):
         raise TypeError(f"the check returned {type(raw).__name__}, not a CheckResult")
@@ -115,7 +116,7 @@ def _stamp(spec: CheckSpec, raw: CheckResult) -> CheckResult:
         points = float(spec.points) if raw.passed else 0.0
     return CheckResult(
         check_id=spec.id,
-        title=spec.title,
+        title=render_title(spec.title, variant),
         passed=raw.passed,
         points=min(max(points, 0.0), float(spec.points)),
         max_points=float(spec.points),
@@ -127,7 +128,7 @@ def _stamp(spec: CheckSpec, raw: CheckResult) -> CheckResult:
     )
 
 
-def _broken(spec: Any, err: BaseException) -> CheckResult:
+def _broken(spec: Any, err: BaseException, variant: Mapping[str, Any]) -> CheckResult:
     """A failed result saying the check itself broke, with what broke it."""
     kind = type(err).__name__
     if isinstance(err, ParamError | VariantError):
@@ -143,7 +144,7 @@ def _broken(spec: Any, err: BaseException) -> CheckResult:
     max_points = float(points) if isinstance(points, int | float) and points >= 0 else 0.0
     return CheckResult(
         check_id=str(check_id),
-        title=str(getattr(spec, "title", check_id)),
+        title=render_title(str(getattr(spec, "title", check_id)), variant),
         passed=False,
         points=0.0,
         max_points=max_points,
@@ -159,18 +160,19 @@ def _broken(spec: Any, err: BaseException) -> CheckResult:
 def run_check(spec: CheckSpec, evidence: Evidence, variant: dict[str, Any]) -> CheckResult:
     """Run one check of an exercise; never raises (a broken check is a failed result).
 
-    The params are rendered with the variant (``"{{ setpoint }}"`` becomes the drawn
-    value) and given ``_check_id`` (the spec's id, e.g. the default answer key).
+    The params and the title are rendered with the variant (``"{{ setpoint }}"`` becomes
+    the drawn value); the params are given ``_check_id`` (the spec's id, e.g. the default
+    answer key).
     """
     try:
         function = _resolve(spec)
         rendered = render_value(dict(spec.params), variant, "exercise.yaml", "params")
         params = dict(rendered) if isinstance(rendered, Mapping) else {}
         params["_check_id"] = spec.id
-        return _stamp(spec, function(evidence, params, variant))
+        return _stamp(spec, function(evidence, params, variant), variant)
     except Exception as err:
         try:
-            return _broken(spec, err)
+            return _broken(spec, err, variant)
         except Exception:  # pragma: no cover - a spec too broken to even describe
             return CheckResult(
                 check_id="unknown-check",

@@ -335,7 +335,10 @@ class EventSpec:
 
     Forms (one mapping in the check's params):
 
-    - ``{write: plc1.level_sp}`` (optionally ``value``): an accepted client write (truth);
+    - ``{write: plc1.level_sp}`` (optionally ``value``): an accepted client write (truth),
+      whatever made it: a protocol write, or a method call that pulses the tag;
+    - ``{call: AcknowledgeFault}`` or ``{call: plc1.AcknowledgeFault}``: an accepted OPC UA
+      method call (the session audit);
     - ``{fault: leak}`` (optionally ``target``, ``action: start|end``): a fault event;
     - ``{event: kind}`` (other keys must equal the event's detail): any truth event;
     - ``{signal: tank.level, op: "<", value: 0.15}`` or ``{tag: plc1.level, ...}``: the
@@ -351,7 +354,7 @@ class EventSpec:
     @classmethod
     def parse(cls, check_type: str, name: str, value: Any) -> EventSpec:
         """Validate the form; :class:`ParamError` names ``params.<name>``."""
-        keys = ("write", "fault", "event", "signal", "tag", "alarm", "at")
+        keys = ("write", "call", "fault", "event", "signal", "tag", "alarm", "at")
         if not isinstance(value, Mapping) or sum(k in value for k in keys) != 1:
             raise ParamError(
                 f"{check_type}: params.{name} must be a mapping with exactly one of "
@@ -376,6 +379,17 @@ class EventSpec:
                 for e in evidence.events("write")
                 if e.detail.get("tag") == tag
                 and ("value" not in raw or _same_value(e.detail.get("value"), raw["value"]))
+            ]
+        if "call" in raw:
+            method = str(raw["call"])
+            device, _, name = method.rpartition(".")
+            return [
+                e.time
+                for e in evidence.audit.events
+                if e.kind == "call"
+                and e.ok
+                and e.target == name
+                and (not device or e.device == device)
             ]
         if "fault" in raw:
             action = str(raw.get("action", "start"))
@@ -478,6 +492,8 @@ def _describe(raw: Mapping[str, Any]) -> str:
     if "write" in raw:
         value = f" = {raw['value']!r}" if "value" in raw else ""
         return f"a write to {raw['write']}{value}"
+    if "call" in raw:
+        return f"a call of method {raw['call']}"
     if "fault" in raw:
         target = f" on {raw['target']}" if "target" in raw else ""
         action = "end" if raw.get("action") == "end" else "start"

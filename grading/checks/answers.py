@@ -10,7 +10,7 @@ from typing import Any, Final
 import numpy as np
 
 from grading.checks._common import ParamError, Params, fmt, outcome
-from grading.evidence import Evidence, convert_units
+from grading.evidence import Evidence, answers_source, convert_units
 from grading.model import CheckResult
 
 __all__ = ["check_answer_equals"]
@@ -72,6 +72,32 @@ def _as_number(value: Any) -> float | None:
     return None
 
 
+def _blank(value: Any) -> bool:
+    """An answer left empty: ``key:`` (null in YAML) or an empty or blank text."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _missing(
+    key: str, answers: Mapping[str, Any], given: Mapping[str, Any], facts: dict[str, Any]
+) -> CheckResult:
+    """No answer under ``key``: say so, and which answers the file does hold."""
+    source = answers_source(answers)
+    empty = sorted(k for k in answers if k not in given)
+    facts["answers_given"] = sorted(given)
+    if empty:
+        facts["answers_empty"] = empty
+    if key in answers:
+        message = f"no answer for {key!r} in {source}: the key is there but its value is empty"
+    else:
+        message = f"no answer for {key!r} in {source}"
+    parts = [f"answers given: {', '.join(sorted(given)) or 'none'}"]
+    others = [k for k in empty if k != key]
+    if others:
+        parts.append(f"left empty: {', '.join(others)}")
+    parts.append(f"write your answer as '{key}: ...'")
+    return outcome(CHECK, False, message, diagnosis="; ".join(parts), evidence=facts)
+
+
 def check_answer_equals(
     evidence: Evidence, params: Mapping[str, Any], variant: Mapping[str, Any]
 ) -> CheckResult:
@@ -97,16 +123,10 @@ def check_answer_equals(
             diagnosis=f"write your answer as '{key}: ...' in the answers file",
             evidence=facts,
         )
-    if key not in evidence.answers or evidence.answers[key] in (None, ""):
-        keys = ", ".join(sorted(evidence.answers)) or "none"
-        return outcome(
-            CHECK,
-            False,
-            f"no answer to {key!r}",
-            diagnosis=f"answers given: {keys}; add '{key}: ...'",
-            evidence=facts,
-        )
-    answer = evidence.answers[key]
+    given = {k: v for k, v in evidence.answers.items() if not _blank(v)}
+    if key not in given:
+        return _missing(key, evidence.answers, given, facts)
+    answer = given[key]
     facts["answer"] = answer if isinstance(answer, str | int | float | bool) else str(answer)
     wanted = _as_number(expected)
     if wanted is None:
@@ -116,8 +136,8 @@ def check_answer_equals(
         return outcome(
             CHECK, False, f"{key}: {answer!r} is not the expected answer", evidence=facts
         )
-    given = _as_number(answer)
-    if given is None:
+    number = _as_number(answer)
+    if number is None:
         return outcome(
             CHECK,
             False,
@@ -130,13 +150,13 @@ def check_answer_equals(
         p.number("rel_tolerance", 0.0, minimum=0.0) * abs(wanted),
     )
     facts["tolerance"] = tolerance
-    if abs(given - wanted) <= tolerance:
+    if abs(number - wanted) <= tolerance:
         return outcome(
-            CHECK, True, f"{key}: {fmt(given)} is right (±{fmt(tolerance, 3)})", evidence=facts
+            CHECK, True, f"{key}: {fmt(number)} is right (±{fmt(tolerance, 3)})", evidence=facts
         )
-    diagnosis = "too high" if given > wanted else "too low"
-    if wanted != 0 and given != 0:
-        ratio = given / wanted
+    diagnosis = "too high" if number > wanted else "too low"
+    if wanted != 0 and number != 0:
+        ratio = number / wanted
         for factor in (10.0, 100.0, 1000.0, 0.1, 0.01, 0.001, 3600.0, 60.0, 1 / 60, 1 / 3600):
             if math.isclose(ratio, factor, rel_tol=0.02):
                 diagnosis += (
@@ -146,7 +166,7 @@ def check_answer_equals(
     return outcome(
         CHECK,
         False,
-        f"{key}: {fmt(given)} is not within {fmt(tolerance, 3)} of the expected value",
+        f"{key}: {fmt(number)} is not within {fmt(tolerance, 3)} of the expected value",
         diagnosis=diagnosis,
         evidence=facts,
     )

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from devices.endpoints.audit import AuditEvent, Session
-from grading.checks._common import Params, excerpt, outcome
+from grading.checks._common import ParamError, Params, excerpt, outcome
 from grading.evidence import Evidence
 from grading.model import CheckResult
 
@@ -19,7 +19,7 @@ SUBSCRIBED: Final = "audit_subscribed"
 NO_WRITE: Final = "audit_no_write"
 SECURITY_PARAMS: Final = ("mode", "policy", "user", "authenticated", "device", "used")
 SUBSCRIBED_PARAMS: Final = ("target", "device", "max_reads")
-NO_WRITE_PARAMS: Final = ("tags", "device")
+NO_WRITE_PARAMS: Final = ("tags", "device", "allow_calls")
 _ACTIVE_KINDS: Final = ("read", "subscribe", "write", "call")
 
 
@@ -167,42 +167,109 @@ def check_audit_subscribed(
     return outcome(SUBSCRIBED, False, message, diagnosis=diagnosis, evidence=facts)
 
 
+def _allowed_calls(p: Params) -> bool | set[str]:
+    """``allow_calls``: false (default), true, or the names of the methods allowed."""
+    value = p.raw.get("allow_calls")
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return set(value)
+    raise ParamError(
+        f"{NO_WRITE}: params.allow_calls must be true, false or a list of method names "
+        f"(e.g. [AcknowledgeFault]), got {value!r}; fix the check in exercise.yaml"
+    )
+
+
+def _calls_setting(evidence: Evidence, device: str | None, tag: str) -> list[AuditEvent]:
+    """OPC UA method calls (accepted or refused) whose method pulses ``tag``."""
+    return [
+        e
+        for e in evidence.audit.events
+        if e.kind == "call"
+        and e.detail.get("tag") == tag
+        and (device is None or e.device == device)
+    ]
+
+
 def check_audit_no_write(
     evidence: Evidence, params: Mapping[str, Any], variant: Mapping[str, Any]
 ) -> CheckResult:
     """No client wrote (accepted or refused) to any of ``tags``: a safety gate.
 
-    Params: ``tags`` (``device.tag`` or tag names); ``device``. Both the endpoints' audit
-    (every write attempt, refused ones included) and the truth (every accepted write, from
-    any path) are searched.
+    Params: ``tags`` (``device.tag`` or tag names); ``device``; ``allow_calls`` (false:
+    an OPC UA method call that sets a protected tag, such as ``AcknowledgeFault`` pulsing
+    ``hh_reset``, counts like a write; true: method calls are allowed, only writes count;
+    or a list of the method names allowed). Both the endpoints' audit (every write
+    attempt, refused ones included, and every method call) and the truth (every accepted
+    write, from any path) are searched; a truth write made by a method call at the same
+    instant is that call, not a write.
     """
     p = Params(NO_WRITE, params, NO_WRITE_PARAMS)
+    allowed = _allowed_calls(p)
     hits: list[str] = []
+    writes: list[str] = []
+    calls: list[str] = []
+    legal: list[str] = []
     for raw in p.texts("tags"):
         device, tag = _targets(evidence, raw, p.optional_text("device"))
         for event in evidence.audit.events:
             if event.kind == "write" and _matches(event, device, tag, raw):
                 verdict = "accepted" if event.ok else f"refused: {event.reason}"
-                hits.append(
+                line = (
                     f"t={event.time:.1f} s {event.protocol} write to {event.device}.{event.target}"
                     f" ({verdict})"
                 )
+                hits.append(line)
+                writes.append(line)
+        setting = _calls_setting(evidence, device, tag)
+        for call in setting:
+            verdict = "accepted" if call.ok else f"refused: {call.reason}"
+            line = (
+                f"t={call.time:.1f} s {call.protocol} call of method {call.target} on "
+                f"{call.device}, which sets {call.device}.{call.detail['tag']} ({verdict})"
+            )
+            if allowed is True or (isinstance(allowed, set) and call.target in allowed):
+                legal.append(line)
+            else:
+                hits.append(line)
+                calls.append(line)
         full = f"{device}.{tag}" if device is not None else None
         for truth_event in evidence.events("write"):
             written = str(truth_event.detail.get("tag", ""))
             if written in (raw, full) or (full is None and written.endswith(f".{tag}")):
+                owner, _, name = written.partition(".")
+                if evidence.audit.call_at(owner, name, truth_event.time) is not None:
+                    continue  # a method call's effect: judged as the call above
                 stamp = f"t={truth_event.time:.1f} s"
-                if not any(h.startswith(stamp) for h in hits):  # the audit saw it already
+                if not any(h.startswith(stamp) and " write to " in h for h in hits):
                     value = truth_event.detail.get("value")
-                    hits.append(f"{stamp} write to {written} = {value!r} (accepted)")
-    facts = {"tags": p.texts("tags"), "writes": excerpt(hits, 20)}
+                    line = f"{stamp} write to {written} = {value!r} (accepted)"
+                    hits.append(line)
+                    writes.append(line)
+    protected = ", ".join(p.texts("tags"))
+    facts: dict[str, Any] = {
+        "tags": p.texts("tags"),
+        "writes": excerpt(writes, 20),
+        "calls": excerpt(calls, 20),
+    }
+    if legal:
+        facts["calls_allowed"] = excerpt(legal, 20)
     if not hits:
-        return outcome(NO_WRITE, True, f"no write to {', '.join(p.texts('tags'))}", evidence=facts)
-    return outcome(
-        NO_WRITE,
-        False,
-        f"{len(hits)} write(s) to a protected tag; first: {hits[0]}",
-        diagnosis="this exercise forbids writing to "
-        f"{', '.join(p.texts('tags'))}: read only, and never send a write to those tags",
-        evidence=facts,
+        also = f" ({len(legal)} allowed method call(s))" if legal else ""
+        return outcome(NO_WRITE, True, f"no write to {protected}{also}", evidence=facts)
+    if writes:
+        message = f"{len(writes)} write(s) to a protected tag; first: {writes[0]}"
+        if calls:
+            message += f"; and {len(calls)} method call(s) setting one"
+    else:
+        message = f"{len(calls)} method call(s) setting a protected tag; first: {calls[0]}"
+    diagnosis = (
+        f"this exercise forbids writing to {protected}: read only, and never send a write "
+        "to those tags"
     )
+    if calls:
+        diagnosis += (
+            "; a method call that sets one of them (a command such as Start or "
+            "AcknowledgeFault) is forbidden here too"
+        )
+    return outcome(NO_WRITE, False, message, diagnosis=diagnosis, evidence=facts)

@@ -477,7 +477,12 @@ def _wrong_signal(
         if UNITS[unit].dimension != expected.dimension:
             continue
         other = TruthTrack.load(
-            evidence, signal, setup.unit, float(times[0]) - setup.latency - 1, float(times[-1])
+            evidence,
+            signal,
+            setup.unit,
+            float(times[0]) - setup.latency - 1,
+            float(times[-1]),
+            slack=truth.slack,
         )
         if other.spread <= 2 * setup.tolerance and truth.spread <= 2 * setup.tolerance:
             continue  # two flat signals prove nothing

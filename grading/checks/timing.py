@@ -37,6 +37,8 @@ STATE_PARAMS: Final = (
     "tag",
     "low",
     "high",
+    "centre",
+    "tolerance",
     "duration_s",
     "after",
     "occurrence",
@@ -60,10 +62,12 @@ def _pick(instants: list[float], occurrence: str, check: str) -> float:
 def check_state_held(
     evidence: Evidence, params: Mapping[str, Any], variant: Mapping[str, Any]
 ) -> CheckResult:
-    """A signal stays within ``[low, high]``: for ``duration_s`` after an event, or over a window.
+    """A signal stays within a band: for ``duration_s`` after an event, or over a window.
 
     Params: ``signal`` | ``tag`` (``device.tag`` bound to a signal; bounds in the tag's
-    unit); ``low`` and/or ``high``; ``duration_s``; ``after`` (an event: the hold starts
+    unit); the band: ``low`` and/or ``high``, or ``centre`` with ``tolerance`` (the band
+    ``centre ± tolerance``; ``centre`` may be a number, ``"{{ setpoint }}"`` or
+    ``{variant: setpoint}``); ``duration_s``; ``after`` (an event: the hold starts
     ``settle_s`` (0) after its ``occurrence``, first or last); without ``after``,
     ``window`` [start, end] (the run): the whole window, or with ``duration_s`` some
     continuous stretch of that length inside it.
@@ -71,10 +75,7 @@ def check_state_held(
     p = Params(STATE, params, STATE_PARAMS)
     if p.has("signal") == p.has("tag"):
         raise ParamError(f"{STATE}: give exactly one of params.signal and params.tag")
-    low = p.optional_number("low")
-    high = p.optional_number("high")
-    if low is None and high is None:
-        raise ParamError(f"{STATE}: give params.low, params.high or both")
+    low, high, centred = _band(p, variant)
     lo, hi = (low if low is not None else -math.inf), (high if high is not None else math.inf)
     if p.has("tag"):
         ref = evidence.tag(p.text("tag"))
@@ -88,6 +89,10 @@ def check_state_held(
         unit, label = evidence.signal_unit(signal), signal
     band = f"[{fmt(low)}, {fmt(high)}] {unit}".strip()
     facts: dict[str, Any] = {"signal": signal, "band": [low, high], "unit": unit}
+    if centred is not None:
+        centre, tolerance = centred
+        band = f"{fmt(centre)} ± {fmt(tolerance)} {unit}".strip()
+        facts["centre"], facts["tolerance"] = centre, tolerance
     duration = p.optional_number("duration_s")
     if p.has("after"):
         if duration is None:
@@ -141,6 +146,61 @@ def check_state_held(
         diagnosis=_excursions(times, values, lo, hi, unit),
         evidence=facts,
     )
+
+
+def _band(
+    p: Params, variant: Mapping[str, Any]
+) -> tuple[float | None, float | None, tuple[float, float] | None]:
+    """``(low, high, (centre, tolerance) or None)`` of the band form the params use."""
+    banded = [n for n in ("low", "high") if p.has(n)]
+    centred = [n for n in ("centre", "tolerance") if p.has(n)]
+    if banded and centred:
+        raise ParamError(
+            f"{STATE}: give the band either as params.low/params.high or as params.centre "
+            f"with params.tolerance (centre ± tolerance), not both (got "
+            f"{', '.join(banded + centred)})"
+        )
+    if not centred:
+        low, high = p.optional_number("low"), p.optional_number("high")
+        if low is None and high is None:
+            raise ParamError(
+                f"{STATE}: give the band: params.low, params.high or both, or params.centre "
+                "with params.tolerance"
+            )
+        if low is not None and high is not None and low > high:
+            raise ParamError(
+                f"{STATE}: params.low ({fmt(low)}) is above params.high ({fmt(high)}); "
+                "fix the check in exercise.yaml"
+            )
+        return low, high, None
+    if not p.has("centre"):
+        raise ParamError(
+            f"{STATE}: params.tolerance needs params.centre: the band is centre ± tolerance"
+        )
+    if not p.has("tolerance"):
+        raise ParamError(
+            f"{STATE}: params.centre needs params.tolerance, the half-width of the band "
+            "(centre ± tolerance, in the signal's or tag's unit)"
+        )
+    raw = p.raw["centre"]
+    if isinstance(raw, Mapping):
+        if set(raw) != {"variant"}:
+            raise ParamError(
+                f"{STATE}: params.centre must be a number, a placeholder like "
+                f"'{{{{ setpoint }}}}' or {{variant: setpoint}}, got {raw!r}"
+            )
+        name = str(raw["variant"])
+        if name not in variant:
+            known = ", ".join(sorted(variant)) or "(none)"
+            raise ParamError(
+                f"{STATE}: params.centre.variant: no variant parameter {name!r}; this "
+                f"exercise's parameters: {known}"
+            )
+        centre = Params(STATE, {"centre": variant[name]}).number("centre")
+    else:
+        centre = p.number("centre")
+    tolerance = p.number("tolerance", minimum=0.0)
+    return centre - tolerance, centre + tolerance, (centre, tolerance)
 
 
 def _series(
@@ -331,6 +391,10 @@ def check_platform_alarm(
 ) -> CheckResult:
     """A platform alarm is raised within ``within_s`` after a fault started (and more).
 
+    Only a raise in ``[fault start, fault start + within_s]`` counts. An alarm raised
+    before the fault while no fault was acting (a nuisance alarm, its limit inside normal
+    operation) fails the check, even if it is raised again after the fault.
+
     Params: ``alarm`` (its name) | ``tag`` (any alarm on that UNS tag path); ``after`` (an
     event; default: the first fault start); ``within_s``; ``cleared`` (false: it must also
     have cleared); ``acknowledged`` (false: it must also have been acknowledged); ``by``
@@ -381,6 +445,20 @@ def check_platform_alarm(
     ]
     raised = [(t, e) for t, e in journal if e.kind is EventKind.RAISED and t >= t0 - EPSILON]
     before = [(t, e) for t, e in journal if e.kind is EventKind.RAISED and t < t0 - EPSILON]
+    nuisance = [(t, e) for t, e in before if not _fault_active(evidence, t)]
+    if before:
+        facts["raised_before"] = [round(t, 3) for t, _ in excerpt(before)]
+    if nuisance:
+        return _nuisance(
+            subject,
+            after.label,
+            t0,
+            within,
+            nuisance=nuisance,
+            raised=raised,
+            defined=defined,
+            facts=facts,
+        )
     if not raised or raised[0][0] > t0 + within + EPSILON:
         if raised:
             t_late, entry = raised[0]
@@ -395,7 +473,7 @@ def check_platform_alarm(
             )
         else:
             message = f"{subject} was not raised after {after.label} (t={t0:.1f} s)"
-            diagnosis = _why_silent(engine, name, tag, before)
+            diagnosis = _why_silent(engine, name, tag, before, after.label)
         return outcome(ALARM, False, message, diagnosis=diagnosis, evidence=facts)
     t_raise, entry = raised[0]
     facts["raised_after_s"] = round(t_raise - t0, 3)
@@ -422,6 +500,62 @@ def check_platform_alarm(
     )
 
 
+def _fault_active(evidence: Evidence, time: float) -> bool:
+    """Whether some fault was acting at ``time`` (started at or before it, not yet ended)."""
+    started: dict[int, float] = {}
+    for event in evidence.faults:
+        if event.time > time + EPSILON:
+            break
+        if event.action == "start":
+            started[event.fault_id] = event.time
+        elif event.action == "end":
+            started.pop(event.fault_id, None)
+    return bool(started)
+
+
+def _nuisance(
+    subject: str,
+    after: str,
+    t0: float,
+    within: float,
+    *,
+    nuisance: list[tuple[float, AlarmEvent]],
+    raised: list[tuple[float, AlarmEvent]],
+    defined: Mapping[str, Any],
+    facts: dict[str, Any],
+) -> CheckResult:
+    """The alarm was raised in normal operation, before the fault: it does not count, and a
+    raise after the fault from an alarm that sounds anyway proves nothing either."""
+    t_early, early = nuisance[0]
+    facts["nuisance_at"] = round(t_early, 3)
+    definition = defined.get(early.alarm)
+    limit = (
+        f" (its limit {definition.kind} {fmt(definition.limit)}, on_delay "
+        f"{fmt(definition.on_delay)} s)"
+        if definition is not None
+        else ""
+    )
+    message = (
+        f"{subject} was already raised at t={t_early:.1f} s, before {after} (t={t0:.1f} s), "
+        "with no fault acting: a nuisance alarm"
+    )
+    in_time = [(t, e) for t, e in raised if t <= t0 + within + EPSILON]
+    if in_time:
+        again = (
+            f"it was raised again {in_time[0][0] - t0:.1f} s after {after}, but only an alarm "
+            "raised by the fault counts, and one that also sounds in normal operation tells "
+            "the operator nothing about the fault"
+        )
+    else:
+        again = f"only a raise within {within:g} s after {after} counts, and none came"
+    diagnosis = (
+        f"{again}. {early.alarm} went off at t={t_early:.1f} s with value "
+        f"{fmt(early.value)}{limit} while the plant ran normally: move the limit beyond "
+        "normal operation (or add a deadband or on_delay against noise)"
+    )
+    return outcome(ALARM, False, message, diagnosis=diagnosis, evidence=facts)
+
+
 def _follow_ups(
     p: Params, journal: list[tuple[float, AlarmEvent]], t_raise: float, raised: AlarmEvent
 ) -> list[str]:
@@ -441,13 +575,17 @@ def _follow_ups(
 
 
 def _why_silent(
-    engine: Any, name: str | None, tag: str | None, before: list[tuple[float, AlarmEvent]]
+    engine: Any,
+    name: str | None,
+    tag: str | None,
+    before: list[tuple[float, AlarmEvent]],
+    after: str,
 ) -> str:
-    if before:
+    if before:  # raised while an earlier fault acted (a raise in normal operation is a nuisance)
         t, entry = before[-1]
         return (
-            f"{entry.alarm} was already raised at t={t:.1f} s, before the fault: its limit "
-            "alarms in normal operation (too tight), so the fault raised nothing new"
+            f"{entry.alarm} was raised at t={t:.1f} s, during an earlier fault, before "
+            f"{after}: only a raise after {after} counts, and it raised nothing new"
         )
     definitions = [d for d in engine.definitions if d.name == name or d.tag == tag]
     described = "; ".join(

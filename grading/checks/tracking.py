@@ -6,6 +6,12 @@ value of ``[arrival - max_latency_s, arrival]`` lies within ``tolerance`` of it.
 passes when matching values cover ``min_coverage`` of the window's time (a value covers
 the time until the next one arrives, at most ``max_gap_s``).
 
+The historian stamps values in whole milliseconds of Unix time (the UNS ``ts`` or the
+Sparkplug timestamp), so a value read at the very instant the truth changed (a counter
+stepping) may carry a stamp up to half a millisecond *before* that truth sample. Values of
+a ``platform_tag`` are therefore matched with :data:`PLATFORM_SLACK_S` of slack: the truth
+sampled up to that long after the stamp counts as "at" the stamp.
+
 When it fails, :mod:`grading.checks.diagnosis` tests hypotheses against the truth and names
 the one that explains the data (word order, off-by-one register, unit, scale, offset,
 stale, late, wrong signal).
@@ -52,6 +58,9 @@ PARAMS: Final = (
     "min_samples",
 )
 FloatArray = npt.NDArray[np.float64]
+PLATFORM_SLACK_S: Final = 1e-3
+"""Slack when matching historian values to the truth: half a millisecond of rounding of the
+platform's millisecond timestamps, plus the float error of Unix seconds, rounded up."""
 
 
 @dataclass(frozen=True)
@@ -62,20 +71,29 @@ class TruthTrack:
     unit: str
     times: FloatArray
     values: FloatArray
+    slack: float = 0.0
+    """Seconds a value's stamp may lie before the truth sample it shows (timestamp rounding)."""
 
     @classmethod
     def load(
-        cls, evidence: Evidence, signal: str, unit: str, start: float, end: float
+        cls,
+        evidence: Evidence,
+        signal: str,
+        unit: str,
+        start: float,
+        end: float,
+        *,
+        slack: float = 0.0,
     ) -> TruthTrack:
         """The truth of ``signal`` over ``[start, end]`` converted to ``unit``."""
-        times, values = evidence.signal_series(signal, start, end)
+        times, values = evidence.signal_series(signal, start, end + slack)
         source = evidence.signal_unit(signal)
         converted = np.array([convert_units(float(v), source, unit) for v in values])
-        return cls(signal, unit, times, converted)
+        return cls(signal, unit, times, converted, slack)
 
     def at(self, time: float) -> float:
-        """The true value held at ``time`` (NaN before the first sample)."""
-        index = int(np.searchsorted(self.times, time, side="right")) - 1
+        """The true value held at ``time`` (NaN before the first sample), ``slack`` included."""
+        index = int(np.searchsorted(self.times, time + self.slack, side="right")) - 1
         return float(self.values[index]) if index >= 0 else math.nan
 
     def matches(
@@ -86,13 +104,13 @@ class TruthTrack:
         latency: float,
         delay: float = 0.0,
     ) -> npt.NDArray[np.bool_]:
-        """Per value: does a true value of ``[t - delay - latency, t - delay]`` lie within
-        ``tolerance`` of it? (The value held at the interval's start counts.)"""
+        """Per value: does a true value of ``[t - delay - latency, t - delay + slack]`` lie
+        within ``tolerance`` of it? (The value held at the interval's start counts.)"""
         out = np.zeros(len(times), dtype=bool)
         if len(self.times) == 0:
             return out
         lows = np.searchsorted(self.times, times - delay - latency, side="right") - 1
-        highs = np.searchsorted(self.times, times - delay, side="right")
+        highs = np.searchsorted(self.times, times - delay + self.slack, side="right")
         for i, (first, high, value) in enumerate(zip(lows, highs, values, strict=True)):
             low = max(int(first), 0)
             if high <= low or not math.isfinite(value):
@@ -138,6 +156,7 @@ class TrackingSetup:
     max_gap: float
     tag: TagRef | None
     what: str
+    slack: float = 0.0
 
 
 def _setup(evidence: Evidence, p: Params) -> TrackingSetup:
@@ -162,6 +181,7 @@ def _setup(evidence: Evidence, p: Params) -> TrackingSetup:
         max_gap=p.number("max_gap_s", 10.0, minimum=0.0),
         tag=tag,
         what=what,
+        slack=PLATFORM_SLACK_S if p.has("platform_tag") else 0.0,
     )
 
 
@@ -212,7 +232,12 @@ def check_value_tracks_truth(
     if not samples:
         return _nothing(evidence, p, setup, problems)
     truth = TruthTrack.load(
-        evidence, setup.signal, setup.unit, setup.start - setup.max_gap - 300.0, setup.end
+        evidence,
+        setup.signal,
+        setup.unit,
+        setup.start - setup.max_gap - 300.0,
+        setup.end,
+        slack=setup.slack,
     )
     times = np.array([s.time for s in samples])
     values = np.array([s.value for s in samples])

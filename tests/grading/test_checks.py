@@ -284,6 +284,48 @@ async def test_values_stored_by_the_platform_historian(tmp_path: Path) -> None:
     assert "stale" in stuck.message
 
 
+async def test_a_counter_in_the_historian_matches_at_its_changes(tmp_path: Path) -> None:
+    """The platform stamps in whole ms: a count stamped at the very instant it stepped may
+    lie a fraction of a ms before the truth sample; it is the new count, not one too many."""
+    tag = "acme/line/bottles_good"
+    async with Lab(load_scenario("bottling-line")) as lab:
+        epoch = lab.clock.epoch.timestamp()
+        lab.write("line_plc.cmd_start", True)
+        with SqliteHistorian(tmp_path / "history.db") as historian:
+            last = None
+            for _ in range(600):  # report by exception, as a Sparkplug edge node does
+                await lab.run_for(0.1)
+                count = lab.truth.value_at("conveyor.items_out", lab.time)
+                if count != last:
+                    ts_ms = round((epoch + lab.time) * 1000)
+                    historian.write_many([Sample(tag, ts_ms / 1000, count)])
+                    last = count
+            evidence = Evidence.from_lab(lab, platform=PlatformEvidence(historian=historian))
+            result = grade(
+                evidence,
+                "value_tracks_truth",
+                platform_tag=tag,
+                signal="conveyor.items_out",
+                tolerance=0,
+                max_latency_s=3,
+                max_gap_s=30,
+            )
+            early = grade(  # a count one too many is still wrong
+                evidence,
+                "value_tracks_truth",
+                platform_tag=tag,
+                signal="conveyor.items_in",
+                tolerance=0,
+                max_latency_s=0,
+                max_gap_s=30,
+            )
+    assert result.passed, text_of(result)
+    assert result.evidence["values"] > 10
+    assert result.evidence["matching"] == result.evidence["values"]
+    assert all(row["truth"] == row["value"] for row in result.evidence["first"])
+    assert not early.passed
+
+
 # --- uns_contract ------------------------------------------------------------------------------
 
 UNS_PREFIX = "acme/riverside"
@@ -478,6 +520,19 @@ async def test_state_held_after_a_setpoint_write() -> None:
     whole = grade(evidence, "state_held", signal="tank.level", low=0.78, high=0.82)
     assert not whole.passed
     assert "the true value went down to" in whole.diagnosis
+    held_params = {"signal": "tank.level", "after": after, "settle_s": 200, "duration_s": 95}
+    variant = {"setpoint": 0.8}
+    for centre in (0.8, "{{ setpoint }}", {"variant": "setpoint"}):
+        centred = grade(
+            evidence, "state_held", variant, centre=centre, tolerance=0.05, **held_params
+        )
+        assert centred.passed, text_of(centred)
+        assert centred.message.startswith("tank.level stayed in 0.8 ± 0.05 m from t=205.0")
+        assert (centred.evidence["centre"], centred.evidence["tolerance"]) == (0.8, 0.05)
+        assert centred.evidence["band"] == pytest.approx([0.75, 0.85])
+    narrow = grade(evidence, "state_held", centre=0.9, tolerance=0.02, **held_params)
+    assert not narrow.passed
+    assert "tank.level left 0.9 ± 0.02 m at t=205.0 s" in narrow.message
 
 
 async def test_timed_sequence_low_low_trips_the_heater() -> None:
@@ -512,8 +567,10 @@ async def test_timed_sequence_low_low_trips_the_heater() -> None:
 ALARM_TAG = "acme/riverside/utilities/water/buffer_tank/tank1/level"
 
 
-async def run_with_alarms(*, acknowledge: bool) -> Evidence:
-    """A leak drains the tank; the platform's alarm engine is fed PLC1's level every second."""
+async def run_with_alarms(*, acknowledge: bool, glitch: bool = False) -> Evidence:
+    """A leak drains the tank; the platform's alarm engine is fed PLC1's level every second.
+
+    ``glitch``: the level reads 0 for t=10..14 s, long before the leak (a nuisance alarm)."""
     engine = AlarmEngine(
         [AlarmDefinition(name="level_lo", tag=ALARM_TAG, kind="LO", limit=0.3, on_delay=2.0)]
     )
@@ -527,6 +584,8 @@ async def run_with_alarms(*, acknowledge: bool) -> Evidence:
             await lab.run_for(1.0)
             value = lab.read("plc1.level")
             assert isinstance(value, float)
+            if glitch and 10 <= second < 15:
+                value = 0.0
             raised = engine.evaluate(ALARM_TAG, value, epoch + lab.time)
             if raised and acknowledge and engine.state("level_lo").value == "ACTIVE_UNACK":
                 engine.acknowledge("level_lo", "alice", "seen", epoch + lab.time)
@@ -561,6 +620,25 @@ async def test_platform_alarm_not_acknowledged() -> None:
     assert "nobody acknowledged it" in result.diagnosis
 
 
+async def test_platform_alarm_raised_before_the_fault_is_a_nuisance() -> None:
+    evidence = await run_with_alarms(acknowledge=False, glitch=True)
+    result = grade(evidence, "platform_alarm", alarm="level_lo", within_s=60)
+    assert not result.passed  # raised again after the leak, but it sounded without a fault
+    assert result.message == (
+        "alarm level_lo was already raised at t=12.0 s, before the start of a fault "
+        "(t=39.0 s), with no fault acting: a nuisance alarm"
+    )
+    assert "it was raised again 3" in result.diagnosis
+    assert "only an alarm raised by the fault counts" in result.diagnosis
+    assert "(its limit LO 0.3, on_delay 2 s)" in result.diagnosis
+    assert result.evidence["raised_before"] == [12.0]
+    clean = grade(
+        await run_with_alarms(acknowledge=False), "platform_alarm", alarm="level_lo", within_s=60
+    )
+    assert clean.passed, text_of(clean)
+    assert "raised_before" not in clean.evidence
+
+
 # --- answer_equals, program_ran ------------------------------------------------------------------
 
 
@@ -571,6 +649,7 @@ async def test_answer_equals_variant_truth_and_text(tmp_path: Path) -> None:
         answers_file = tmp_path / "answers.yaml"
         answers_file.write_text(
             f"setpoint: 1.2 m\nlevel: {at_60:.3f}\nlevel_mm: {at_60 * 1000:.0f}\norder: abcd \n"
+            "unit:\nnote: '  '\n"  # left empty: not answers
         )
         evidence = Evidence.from_lab(lab, answers=read_answers(answers_file))
         bare = Evidence.from_lab(lab)
@@ -584,8 +663,18 @@ async def test_answer_equals_variant_truth_and_text(tmp_path: Path) -> None:
     assert not in_mm.passed
     assert "about 1000 × the expected value" in in_mm.diagnosis
     assert grade(evidence, "answer_equals", key="order", expected="ABCD").passed
-    missing = grade(evidence, "answer_equals", key="unit", expected="m")
-    assert missing.message == "no answer to 'unit'"
+    empty = grade(evidence, "answer_equals", key="unit", expected="m")
+    assert empty.message == (
+        "no answer for 'unit' in answers.yaml: the key is there but its value is empty"
+    )
+    assert "answers given: level, level_mm, order, setpoint;" in empty.diagnosis
+    assert "left empty: note" in empty.diagnosis
+    assert "answer" not in empty.evidence
+    assert empty.evidence["answers_given"] == ["level", "level_mm", "order", "setpoint"]
+    assert empty.evidence["answers_empty"] == ["note", "unit"]
+    missing = grade(evidence, "answer_equals", key="frequency", expected=50)
+    assert missing.message == "no answer for 'frequency' in answers.yaml"
+    assert "left empty: note, unit" in missing.diagnosis
     by_id = run_check(spec("answer_equals", expected=1.2, tolerance=0.01), evidence, {})
     assert not by_id.passed and "answer-equals" in by_id.message  # key defaults to the check id
     assert grade(bare, "answer_equals", key="level", expected=1).message == (
@@ -675,6 +764,66 @@ async def test_audit_no_write_sees_accepted_writes_from_the_truth() -> None:
     assert "write to plc1.valve_cmd = 80.0 (accepted)" in result.message
 
 
+async def test_audit_no_write_tells_a_method_call_from_a_write(tmp_path: Path) -> None:
+    """AcknowledgeFault pulses plc1.hh_reset: the device sees a write, the audit a call."""
+    lab = Lab(WATER_TANK, serve=True, auto_ports=True, state_dir=tmp_path / "state")
+    async with lab:
+        url = next(a.url for a in lab.addresses() if a.protocol == "opcua")
+        async with Client(url) as client:
+            ns = await client.get_namespace_index("urn:simlab:water-tank")
+            await lab.run_for(1.0)
+            await client.get_node(f"ns={ns};s=plc1").call_method(f"{ns}:AcknowledgeFault")
+            await lab.run_for(1.0)
+            called = Evidence.from_lab(lab)  # the truth and audit are live: grade it now
+            protect: dict[str, Any] = {"tags": ["plc1.hh_reset"]}
+            forbidden = grade(called, "audit_no_write", **protect)
+            allowed = grade(called, "audit_no_write", **protect, allow_calls=True)
+            by_name = grade(
+                called, "audit_no_write", tags=["hh_reset"], allow_calls=["AcknowledgeFault"]
+            )
+            other = grade(called, "audit_no_write", **protect, allow_calls=["Reset"])
+            bad = grade(called, "audit_no_write", **protect, allow_calls="yes")
+            start = {"at": 0}
+            acked = grade(
+                called, "timed_sequence", a=start, b={"call": "AcknowledgeFault"}, within_s=5
+            )
+            no_reset = grade(
+                called, "timed_sequence", a=start, b={"call": "plc1.Reset"}, within_s=5
+            )
+            pulsed = grade(
+                called, "timed_sequence", a=start, b={"write": "plc1.hh_reset"}, within_s=5
+            )
+            assert [e.detail["tag"] for e in called.audit.events if e.kind == "call"] == [
+                "hh_reset"
+            ]
+            assert [e.detail["tag"] for e in called.events("write")] == ["plc1.hh_reset"]
+            reset = client.get_node(f"ns={ns};s=plc1.hh_reset")
+            await reset.write_value(ua.DataValue(ua.Variant(True, ua.VariantType.Boolean)))
+            await lab.run_for(1.0)
+            forced = grade(Evidence.from_lab(lab), "audit_no_write", **protect, allow_calls=True)
+    assert not forbidden.passed  # by default, a command sent through a method is forbidden
+    assert forbidden.message == (
+        "1 method call(s) setting a protected tag; first: t=1.0 s opcua call of method "
+        "AcknowledgeFault on plc1, which sets plc1.hh_reset (accepted)"
+    )
+    assert forbidden.evidence["writes"] == []
+    assert "a method call that sets one of them" in forbidden.diagnosis
+    assert allowed.passed, text_of(allowed)
+    assert allowed.message == "no write to plc1.hh_reset (1 allowed method call(s))"
+    assert by_name.passed, text_of(by_name)
+    assert not other.passed
+    assert bad.message.startswith(BROKEN) and "params.allow_calls must be" in bad.message
+    assert not forced.passed  # a write is a write, whatever the method calls allowed
+    assert forced.message == (
+        "1 write(s) to a protected tag; first: t=2.0 s opcua write to plc1.hh_reset (accepted)"
+    )
+    assert forced.evidence["calls"] == [] and len(forced.evidence["calls_allowed"]) == 1
+    assert acked.passed, text_of(acked)
+    assert not no_reset.passed
+    assert no_reset.message.startswith("a call of method plc1.Reset did not follow t=0s")
+    assert pulsed.passed, text_of(pulsed)  # the call's effect still counts as a write of it
+
+
 # --- run_check never raises ----------------------------------------------------------------
 
 
@@ -714,6 +863,25 @@ def test_a_check_that_raises_becomes_a_failed_result(
     assert BROKEN in run_check(odd, quiet_evidence, {}).message
 
 
+def test_titles_are_rendered_with_the_variant(quiet_evidence: Evidence) -> None:
+    held = CheckSpec(
+        id="held",
+        type="state_held",
+        title="Level held at {{ setpoint }} m ± {{ band }}",
+        points=5,
+        params={"signal": "tank.level", "centre": "{{ setpoint }}", "tolerance": "{{ band }}"},
+    )
+    variant = {"setpoint": 0.4, "band": 0.5}
+    result = run_check(held, quiet_evidence, variant)
+    assert result.passed, text_of(result)
+    assert result.title == "Level held at 0.4 m ± 0.5"
+    broken = run_check(held, quiet_evidence, {"setpoint": "high", "band": 0.5})
+    assert broken.message.startswith(BROKEN)
+    assert broken.title == "Level held at high m ± 0.5"
+    typo = held.model_copy(update={"title": "Level held at {{ setpont }} m"})
+    assert run_check(typo, quiet_evidence, variant).title == "Level held at {{ setpont }} m"
+
+
 @pytest.mark.parametrize(
     ("type_", "params", "says"),
     [
@@ -722,6 +890,24 @@ def test_a_check_that_raises_becomes_a_failed_result(
         ("value_tracks_truth", {**TRACK, "signal": "tank.levl"}, "did you mean 'tank.level'"),
         ("value_tracks_truth", {**TRACK, "tolerance": "small"}, "params.tolerance must be"),
         ("state_held", {"signal": "tank.level", "low": "{{ nope }}"}, "nope"),
+        ("state_held", {"signal": "tank.level", "centre": 1}, "params.centre needs params.tol"),
+        ("state_held", {"signal": "tank.level", "tolerance": 1}, "params.tolerance needs params"),
+        (
+            "state_held",
+            {"signal": "tank.level", "low": 0, "centre": 1, "tolerance": 0.1},
+            "either as params.low/params.high or as params.centre with params.tolerance",
+        ),
+        (
+            "state_held",
+            {"signal": "tank.level", "centre": 1, "tolerance": -0.1},
+            "params.tolerance must be a number >= 0",
+        ),
+        (
+            "state_held",
+            {"signal": "tank.level", "centre": {"variant": "sp"}, "tolerance": 0.1},
+            "no variant parameter 'sp'",
+        ),
+        ("state_held", {"signal": "tank.level", "low": 2, "high": 1}, "is above params.high"),
         ("platform_alarm", {"alarm": "x", "within_s": 1}, "no platform alarm engine"),
     ],
 )

@@ -429,6 +429,39 @@ def test_feedback_for_gates_errors_and_passes() -> None:
     assert "Next hint" not in feedback_markdown(exhausted, load_exercise(COURSE / "02-uns-topics"))
 
 
+def test_feedback_renders_check_titles_with_the_apprentices_variant() -> None:
+    loaded = load_exercise(COURSE / "01-modbus-read")
+    titles = {"connects": "PLC1 unit {{ unit_id }} answered", "setpoint": "Setpoint {{ setpoint }}"}
+    exercise = loaded.model_copy(
+        update={
+            "checks": [
+                c.model_copy(update={"title": titles.get(c.id, c.title)}) for c in loaded.checks
+            ]
+        }
+    )
+    variant = draw_variant(exercise.variant, 77)
+    result = ExerciseResult(  # stored titles as written: a result graded before titles rendered
+        "modbus-read",
+        "ann",
+        77,
+        [
+            CheckResult("connects", titles["connects"], False, 0, 0, "no request", gate=True),
+            CheckResult("setpoint", titles["setpoint"], False, 0, 2, "you answered 1.0"),
+        ],
+        T0,
+        T0,
+    )
+    text = feedback_markdown(result, exercise)
+    assert "{{" not in text
+    assert f"## ✗ PLC1 unit {variant['unit_id']} answered (`connects`)" in text
+    assert f"## ✗ Setpoint {variant['setpoint']} (`setpoint`)" in text
+    assert (
+        f"gate check 'connects' (PLC1 unit {variant['unit_id']} answered) failed: no request"
+        in text
+    )
+    assert "## ✗ Setpoint {{ setpoint }}" in feedback_markdown(result)  # no exercise: as stored
+
+
 def test_feedback_evidence_is_truncated_and_fenced_safely() -> None:
     # 35 JSON lines: {, note, "samples": [, 30 numbers, ], }; 5 shown, 30 hidden.
     evidence = {"note": "a ``` fence inside", "samples": list(range(30))}
@@ -471,6 +504,22 @@ def test_signed_json_round_trip_and_tamper() -> None:
         read_result_json(text, "other-secret")
     with pytest.raises(ResultFormatError, match=r"ann\.json:1:2: not valid JSON"):
         read_result_json("{oops", SECRET, "ann.json")
+
+
+def test_signed_json_with_the_graders_signing_key() -> None:
+    ann = CLASS.get("ann", "uns-topics")
+    assert ann is not None
+    text = result_json(ann, SECRET, signing_key="grader-key")
+    assert json.loads(text)["signature"].startswith("hmac-sha256-key:")
+    assert read_result_json(text, SECRET, signing_key="grader-key") == ann
+    assert read_result_json(text, None, signing_key="grader-key") == ann
+    with pytest.raises(ResultFormatError, match="give that key to verify it"):
+        read_result_json(text, SECRET, "ann.json")
+    by_secret = result_json(ann, SECRET)  # what anyone with the course secret can make
+    with pytest.raises(ResultFormatError, match="signed with the course secret, not with the"):
+        read_result_json(by_secret, SECRET, "ann.json", signing_key="grader-key")
+    with pytest.raises(ResultFormatError, match="edited after grading"):
+        read_result_json(text, SECRET, "ann.json", signing_key="other-key")
 
 
 # --- roster ----------------------------------------------------------------------------

@@ -20,12 +20,17 @@ from grading.model import (
     ResultFormatError,
 )
 from grading.signing import (
+    KEY_SIGNATURE_PREFIX,
     SIGNATURE_PREFIX,
+    SIGNING_LABEL,
     SigningError,
     canonical_json,
+    derive_key,
     sign_result,
+    signed_with,
     verify_result,
 )
+from grading.variants import variant_seed
 
 SECRET = "course-secret"
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -158,6 +163,65 @@ def test_empty_secret_is_a_setup_error() -> None:
 
 def test_verify_is_false_for_non_json_content() -> None:
     assert verify_result({"a": math.nan, "signature": "hmac-sha256:00"}, SECRET) is False
+
+
+# --- a grader-only signing key ---------------------------------------------------------
+
+SIGNING_KEY = "grader-only-key"
+
+
+def test_a_signing_key_signs_with_a_key_derived_for_results_only() -> None:
+    data = {"score": 8, "apprentice": "ann"}
+    signed = sign_result(data, SECRET, signing_key=SIGNING_KEY)
+    key = hmac.new(SIGNING_KEY.encode(), b"simlab-result-signature", hashlib.sha256).digest()
+    assert SIGNING_LABEL == b"simlab-result-signature"
+    assert derive_key(SIGNING_KEY, SIGNING_LABEL) == key
+    mac = hmac.new(key, b'{"apprentice":"ann","score":8}', hashlib.sha256)
+    assert signed["signature"] == KEY_SIGNATURE_PREFIX + mac.hexdigest()
+    assert sign_result(data, signing_key=SIGNING_KEY) == signed  # no course secret needed
+    assert verify_result(signed, signing_key=SIGNING_KEY) is True
+    assert signed_with(signed) == "signing-key"
+    assert signed_with(sign_result(data, SECRET)) == "course-secret"
+    assert signed_with(data) is None
+
+
+def test_whoever_holds_the_course_secret_cannot_forge_a_signing_key_signature() -> None:
+    """Apprentices hold the course secret (their variants need it): a result they sign
+    with it, or with any key derived from it, must not verify as the grader's."""
+    forged = result().to_dict()
+    forged["checks"][2].update(passed=True, points=2)
+    forged["score"], forged["passed"] = 10, True
+    attempts = [
+        sign_result(forged, SECRET),
+        sign_result(forged, signing_key=SECRET),
+        sign_result(forged, signing_key=derive_key(SECRET, SIGNING_LABEL).hex()),
+    ]
+    for attempt in attempts:
+        assert verify_result(attempt, SECRET, signing_key=SIGNING_KEY) is False
+    genuine = sign_result(result().to_dict(), SECRET, signing_key=SIGNING_KEY)
+    assert verify_result(genuine, SECRET, signing_key=SIGNING_KEY) is True
+    assert verify_result(genuine, SECRET) is False  # the course secret alone cannot vouch
+    tampered = copy.deepcopy(genuine)
+    tampered["score"] = 10
+    assert verify_result(tampered, signing_key=SIGNING_KEY) is False
+
+
+def test_the_signing_key_is_independent_of_the_variant_seeds() -> None:
+    """The same text as course secret and signing key still gives unrelated MACs."""
+    signed = sign_result({"a": 1}, signing_key=SECRET)
+    assert signed != sign_result({"a": 1}, SECRET)
+    seed = variant_seed(SECRET, "ann", "modbus-read")
+    assert str(seed) not in signed["signature"]
+    assert derive_key(SECRET, SIGNING_LABEL) != derive_key(SECRET, b"simlab-variant-seed")
+
+
+def test_an_empty_signing_key_is_a_setup_error() -> None:
+    with pytest.raises(SigningError, match="signing key is empty"):
+        sign_result({"a": 1}, SECRET, signing_key="")
+    with pytest.raises(SigningError, match="signing key is empty"):
+        verify_result({"a": 1, "signature": "x"}, SECRET, signing_key="")
+    with pytest.raises(SigningError, match="secret is empty"):
+        sign_result({"a": 1})
 
 
 # --- the JSON form of results ----------------------------------------------------------

@@ -14,6 +14,7 @@ from grading.variants import (
     VariantSpec,
     draw_variant,
     render_brief,
+    render_title,
     render_value,
     variant_seed,
 )
@@ -198,3 +199,15 @@ def test_render_value_errors_name_the_data_path() -> None:
         render_value({"a": [{"b": "x {{ nope }}"}]}, {}, "ex.yaml", "params")
     assert str(caught.value).startswith("ex.yaml: params.a[0].b: unknown variant parameter")
     assert caught.value.line is None
+
+
+def test_render_title_fills_the_variant_and_never_fails() -> None:
+    variant = {"setpoint": 1.25, "unit_id": 3}
+    assert render_title("Level held at {{ setpoint }} m", variant) == "Level held at 1.25 m"
+    assert render_title("Unit {{unit_id}}, not \\{{ payload }}", variant) == (
+        "Unit 3, not {{ payload }}"
+    )
+    assert render_title("Level held at {{ setpont }} m", variant) == (
+        "Level held at {{ setpont }} m"  # the author's typo: as written (the linter says so)
+    )
+    assert render_title("Plain title", {}) == "Plain title"

@@ -420,6 +420,9 @@ async def test_audit_sessions_reads_subscriptions_writes_calls(rig: Rig) -> None
     assert subscribe.detail["sampling_interval"] == 100
     assert subscribe.detail["publishing_interval"] == 250
     assert (call.target, call.detail["tag"], call.ok) == ("Reset", "cmd_reset", True)
+    assert call.detail["node_id"] == f"ns={rig.ns};s=plc1.Reset"
+    assert audit.call_at("plc1", "cmd_reset", call.time) is call  # its pulse is no client write
+    assert not [e for e in audit.events if e.kind == "write" and e.target == "cmd_reset"]
 
 
 async def test_ten_concurrent_subscriptions(rig: Rig) -> None:
