@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -21,12 +22,15 @@ from simlab import __version__
 from simlab.clock import RealTimeClock, VirtualClock
 from simlab.course_cli import add_course_commands, run_course_command
 from simlab.errors import ScenarioError, SimlabError
-from simlab.lab import Lab
 from simlab.scenario import bundled_scenarios, json_schema, load_scenario
 from simlab.scenario.checks import did_you_mean
 from simlab.scenario.devices import TagSpec
 from simlab.scenario.model import Scenario
-from simlab.summary import endpoint_table, heartbeat, register_csv, register_table, summary
+
+if TYPE_CHECKING:  # the commands import what they use: `simlab` must paint its UI fast
+    from grading.workspace import Workspace
+    from simlab.lab import Lab
+    from simlab.tui import LabPlan
 
 __all__ = ["main"]
 
@@ -56,13 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--headless", action="store_true", help="no terminal UI: print a summary and a heartbeat"
     )
-    up.add_argument("--seed", type=int, help="override the scenario's seed")
-    up.add_argument("--speed", type=float, help="simulated seconds per wall second (default 1)")
-    up.add_argument("--duration", type=float, help="stop after this many simulated seconds")
+    up.add_argument(
+        "--duration", type=float, help="stop after this many simulated seconds (headless)"
+    )
     up.add_argument(
         "--virtual",
         action="store_true",
-        help="virtual clock: run as fast as possible (needs --duration)",
+        help="virtual clock: run as fast as possible (headless; needs --duration)",
     )
     up.add_argument(
         "--every",
@@ -71,53 +75,31 @@ def _parser() -> argparse.ArgumentParser:
         help="simulated seconds between heartbeat lines (default 1)",
     )
     up.add_argument(
-        "--port-offset",
-        type=int,
-        default=0,
-        metavar="N",
-        help="add N to every endpoint port of the scenario",
-    )
-    up.add_argument(
-        "--ports",
-        choices=("scenario", "auto"),
-        default="scenario",
-        help="'auto': free ports chosen by the system (see the endpoint map)",
-    )
-    up.add_argument(
-        "--host", default="127.0.0.1", help="address the endpoints listen on (default 127.0.0.1)"
-    )
-    up.add_argument(
-        "--state-dir",
-        type=Path,
-        help="where certificates and the endpoint map go "
-        "(default ~/.local/state/simlab/<scenario>)",
-    )
-    up.add_argument(
         "--no-endpoints",
         action="store_true",
         help="simulate only: start no OPC UA or Modbus servers",
     )
+    _add_lab_options(up)
 
-    up.add_argument(
-        "--broker",
-        default="auto",
-        help="MQTT broker: 'auto' (one answering at mqtt://127.0.0.1:1883, else embedded), "
-        "'embedded', or a URL like mqtt://user:pass@host:1883 (default auto)",
+    tui = commands.add_parser(
+        "tui",
+        help="the terminal UI (also 'simlab' alone): your workspace's exercise, or a scenario",
     )
-    up.add_argument(
-        "--no-bus", action="store_true", help="no MQTT bus, platform, gateway or MQTT sensors"
+    tui.add_argument(
+        "scenario",
+        nargs="?",
+        help="bundled scenario name or path (default: the workspace's exercise, else "
+        f"{DEFAULT_SCENARIO})",
     )
-    up.add_argument(
-        "--api-host",
-        default="127.0.0.1",
-        help="address the platform API listens on (default 127.0.0.1)",
+    tui.add_argument(
+        "--exercise",
+        metavar="EXERCISE",
+        help="open this exercise of your workspace (id, folder or number)",
     )
-    up.add_argument(
-        "--api-port",
-        type=int,
-        help=f"platform API port (default {DEFAULT_API_PORT} + --port-offset; "
-        "free with --ports auto)",
+    tui.add_argument(
+        "--instructor", action="store_true", help="show the Instructor screen (live faults)"
     )
+    _add_lab_options(tui)
 
     registers = commands.add_parser(
         "registers", help="print a device's Modbus register map (the apprentice's handout)"
@@ -141,6 +123,55 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_lab_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a running lab, shared by ``up`` and ``tui``."""
+    parser.add_argument("--seed", type=int, help="override the scenario's seed")
+    parser.add_argument("--speed", type=float, help="simulated seconds per wall second (default 1)")
+    parser.add_argument(
+        "--port-offset",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N to every endpoint port of the scenario",
+    )
+    parser.add_argument(
+        "--ports",
+        choices=("scenario", "auto"),
+        default="scenario",
+        help="'auto': free ports chosen by the system (see the endpoint map)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address the endpoints listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where certificates and the endpoint map go "
+        "(default ~/.local/state/simlab/<scenario>)",
+    )
+
+    parser.add_argument(
+        "--broker",
+        default="auto",
+        help="MQTT broker: 'auto' (one answering at mqtt://127.0.0.1:1883, else embedded), "
+        "'embedded', or a URL like mqtt://user:pass@host:1883 (default auto)",
+    )
+    parser.add_argument(
+        "--no-bus", action="store_true", help="no MQTT bus, platform, gateway or MQTT sensors"
+    )
+    parser.add_argument(
+        "--api-host",
+        default="127.0.0.1",
+        help="address the platform API listens on (default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--api-port",
+        type=int,
+        help=f"platform API port (default {DEFAULT_API_PORT} + --port-offset; "
+        "free with --ports auto)",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``simlab`` console script."""
     args = _parser().parse_args(argv)
@@ -148,6 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         match args.command:
             case "up":
                 return _up(args)
+            case "tui":
+                return _tui(args)
+            case None if _in_terminal():
+                return _tui(_parser().parse_args(["tui"]))
             case "validate":
                 return _validate(args.files)
             case "schema":
@@ -198,6 +233,12 @@ def _scenarios() -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from simlab.lab import Lab
+    from simlab.summary import summary
+
+    headless = args.headless or args.virtual or args.duration is not None or args.no_endpoints
+    if not headless and _in_terminal():
+        return _tui(args)
     scenario = load_scenario(args.scenario)
     if args.virtual and args.duration is None:
         raise SimlabError("--virtual runs as fast as possible, so it needs --duration SECONDS")
@@ -223,6 +264,8 @@ def _up(args: argparse.Namespace) -> int:
 
 
 async def _run(lab: Lab, args: argparse.Namespace) -> int:
+    from simlab.summary import endpoint_table, heartbeat
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -250,6 +293,56 @@ async def _run(lab: Lab, args: argparse.Namespace) -> int:
     return 0
 
 
+def _in_terminal() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _tui(args: argparse.Namespace) -> int:
+    """The terminal UI on the workspace's exercise (``tui``, ``simlab`` alone) or on a
+    scenario (``up``, ``tui SCENARIO``)."""
+    from simlab.tui import SimlabApp  # textual loads only for the UI
+
+    code = SimlabApp(_tui_plan(args)).run()
+    return code or 0
+
+
+def _tui_plan(args: argparse.Namespace) -> LabPlan:
+    from grading.workspace import WorkspaceError, find_workspace
+    from simlab.tui import ExerciseContext, LabPlan
+
+    if args.speed is not None and args.speed <= 0:
+        raise SimlabError(f"--speed must be positive, got {args.speed}")
+    options: dict[str, Any] = {
+        "seed": args.seed,
+        "speed": args.speed,
+        "host": args.host,
+        "port_offset": args.port_offset,
+        "auto_ports": args.ports == "auto",
+        "broker": None if args.no_bus else args.broker,
+        "api_host": args.api_host,
+        "api_port": _api_port(args),
+        "instructor": getattr(args, "instructor", False),
+    }
+    if args.state_dir is not None:
+        options["state_dir"] = args.state_dir
+    if args.command == "up":
+        return LabPlan(load_scenario(args.scenario), **options)
+    try:
+        workspace: Workspace | None = find_workspace(Path.cwd())
+    except WorkspaceError:
+        workspace = None
+    if args.exercise is not None or (workspace is not None and args.scenario is None):
+        if workspace is None:
+            raise SimlabError(
+                "--exercise opens an exercise of your workspace, and there is none here: "
+                "make one with 'simlab init DIR', then run simlab inside it"
+            )
+        entry = workspace.choose(args.exercise, Path.cwd()) or workspace.entries[0]
+        return LabPlan.for_exercise(ExerciseContext.of(workspace, entry), **options)
+    scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
+    return LabPlan(scenario, workspace=workspace, **options)
+
+
 async def _wait(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
@@ -263,6 +356,7 @@ def _api_port(args: argparse.Namespace) -> int:
 
 def _registers(args: argparse.Namespace) -> int:
     from devices.registermap import register_map
+    from simlab.summary import register_csv, register_table
 
     scenario = load_scenario(args.scenario)
     devices = {d.name: d for d in scenario.devices}

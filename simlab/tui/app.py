@@ -9,27 +9,24 @@ Quitting stops the lab cleanly (endpoints closed, the gateway's death sent) befo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
+from importlib import import_module
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import Worker
 
+if TYPE_CHECKING:
+    from simlab.lab import Lab
+
 from simlab.errors import SimlabError
-from simlab.lab import Lab
 from simlab.tui.plan import LabPlan
-from simlab.tui.screens.exercises import ExercisesScreen
 from simlab.tui.screens.help import HelpScreen
-from simlab.tui.screens.instructor import InstructorScreen
-from simlab.tui.screens.modbus import ModbusScreen
-from simlab.tui.screens.mqtt import MqttScreen
-from simlab.tui.screens.opcua import OpcUaScreen
-from simlab.tui.screens.plant import PlantScreen
-from simlab.tui.screens.platform import PlatformScreen
 from simlab.tui.screens.starting import StartingScreen
 
 __all__ = ["SCREENS", "ScreenEntry", "SimlabApp"]
@@ -37,23 +34,31 @@ __all__ = ["SCREENS", "ScreenEntry", "SimlabApp"]
 
 @dataclass(frozen=True)
 class ScreenEntry:
-    """One tool of the UI: its mode name, key, title and screen class."""
+    """One tool of the UI: its mode name, key, title and screen class (``module:Class``
+    under :mod:`simlab.tui.screens`, imported when first shown: the protocol stacks
+    behind the screens would otherwise delay the first paint by seconds)."""
 
     mode: str
     key: str
     title: str
-    screen: type[Screen[None]]
+    screen: str
     instructor_only: bool = False
+
+    def make(self) -> Screen[None]:
+        """A new instance of the screen."""
+        module, name = self.screen.split(":")
+        screen_class = getattr(import_module(f"simlab.tui.screens.{module}"), name)
+        return cast("Screen[None]", screen_class())
 
 
 SCREENS: tuple[ScreenEntry, ...] = (
-    ScreenEntry("exercises", "1", "Exercises", ExercisesScreen),
-    ScreenEntry("plant", "2", "Plant", PlantScreen),
-    ScreenEntry("opcua", "3", "OPC UA", OpcUaScreen),
-    ScreenEntry("modbus", "4", "Modbus", ModbusScreen),
-    ScreenEntry("mqtt", "5", "MQTT", MqttScreen),
-    ScreenEntry("platform", "6", "Platform", PlatformScreen),
-    ScreenEntry("instructor", "7", "Instructor", InstructorScreen, instructor_only=True),
+    ScreenEntry("exercises", "1", "Exercises", "exercises:ExercisesScreen"),
+    ScreenEntry("plant", "2", "Plant", "plant:PlantScreen"),
+    ScreenEntry("opcua", "3", "OPC UA", "opcua:OpcUaScreen"),
+    ScreenEntry("modbus", "4", "Modbus", "modbus:ModbusScreen"),
+    ScreenEntry("mqtt", "5", "MQTT", "mqtt:MqttScreen"),
+    ScreenEntry("platform", "6", "Platform", "platform:PlatformScreen"),
+    ScreenEntry("instructor", "7", "Instructor", "instructor:InstructorScreen", True),
 )
 
 
@@ -62,7 +67,9 @@ class SimlabApp(App[int]):
 
     TITLE = "simlab"
     CSS_PATH = "app.tcss"
-    MODES: ClassVar[dict[str, type[Screen[None]]]] = {s.mode: s.screen for s in SCREENS}  # type: ignore[assignment]
+    MODES: ClassVar[dict[str, Callable[[], Screen[None]]]] = {  # type: ignore[assignment]
+        s.mode: s.make for s in SCREENS
+    }
     BINDINGS: ClassVar[list[BindingType]] = [
         *(
             Binding(s.key, f"open('{s.mode}')", s.title, show=False, priority=False)
@@ -92,7 +99,8 @@ class SimlabApp(App[int]):
         return [s for s in SCREENS if self.plan.instructor or not s.instructor_only]
 
     def on_mount(self) -> None:
-        self.push_screen(StartingScreen())
+        self.add_mode("starting", StartingScreen)
+        self.switch_mode("starting")
         self._lab_runner = self.run_worker(self._run_lab(), name="lab", exit_on_error=False)
 
     async def _run_lab(self) -> None:
@@ -122,10 +130,10 @@ class SimlabApp(App[int]):
         self._lab_stop.set()
         if self._lab_runner is not None:
             await self._lab_runner.wait()
-        await self.switch_mode("_default")  # the starting screen
+        await self.switch_mode("starting")
         for entry in SCREENS:
             await self.remove_mode(entry.mode)
-            self.add_mode(entry.mode, entry.screen)
+            self.add_mode(entry.mode, entry.make)
         self.plan, self.lab_error = plan, None
         self._lab_ready, self._lab_stop = asyncio.Event(), asyncio.Event()
         self.sub_title = plan.scenario.title
@@ -171,3 +179,12 @@ class SimlabApp(App[int]):
                 f"Go to the {entry.title} screen (key {entry.key})",
                 lambda mode=entry.mode: self.action_open(mode),
             )
+        tool = next((e.title for e in SCREENS if e.mode == self.current_mode), "")
+        for active in screen.active_bindings.values():  # the shown tool's own actions
+            binding = active.binding
+            if active.node is screen and binding.description and active.enabled:
+                yield SystemCommand(
+                    binding.description,
+                    f"{tool}: key {binding.key_display or binding.key}",
+                    partial(screen.run_action, binding.action),
+                )

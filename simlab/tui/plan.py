@@ -8,15 +8,17 @@ listen. Tests plan a virtual-clock lab on free ports; apprentices a real-time on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from grading.manifest import Exercise, ManifestEntry, build_scenario
-from grading.workspace import Workspace
 from simlab.clock import RealTimeClock, VirtualClock
-from simlab.lab import Lab
-from simlab.scenario.model import Scenario
+
+if TYPE_CHECKING:  # imported when used: the UI paints before numpy and the graders load
+    from grading.manifest import Exercise, ManifestEntry
+    from grading.workspace import Workspace
+    from simlab.lab import Lab
+    from simlab.scenario.model import Scenario
 
 __all__ = ["ExerciseContext", "LabPlan"]
 
@@ -54,6 +56,7 @@ class LabPlan:
     state_dir: Path | None = None
     broker: str | None = "auto"
     """``auto``, ``embedded``, a URL, or ``None`` for no IT side."""
+    api_host: str = "127.0.0.1"
     api_port: int = 0
     workspace: Workspace | None = None
     exercise: ExerciseContext | None = None
@@ -63,13 +66,30 @@ class LabPlan:
     @classmethod
     def for_exercise(cls, context: ExerciseContext, **options: Any) -> LabPlan:
         """The lab of an exercise with the apprentice's variant, on free ports."""
+        from grading.manifest import build_scenario
+
         scenario = build_scenario(context.exercise, context.variant)
         options.setdefault("auto_ports", True)
         options.setdefault("state_dir", context.workspace.state_dir(context.entry) / "tui")
         return cls(scenario, workspace=context.workspace, exercise=context, **options)
 
+    def with_exercise(self, context: ExerciseContext) -> LabPlan:
+        """This plan's clock, ports, broker and mode for another exercise: its scenario with
+        the apprentice's variant, its own state folder (as :meth:`for_exercise` chooses)."""
+        from grading.manifest import build_scenario
+
+        return replace(
+            self,
+            scenario=build_scenario(context.exercise, context.variant),
+            workspace=context.workspace,
+            exercise=context,
+            state_dir=context.workspace.state_dir(context.entry) / "tui",
+        )
+
     def build(self) -> Lab:
         """The lab, not yet started (``async with`` starts it)."""
+        from simlab.lab import Lab
+
         scenario = self.scenario
         if self.virtual:
             clock: VirtualClock | RealTimeClock = VirtualClock(scenario.epoch)
@@ -85,5 +105,6 @@ class LabPlan:
             auto_ports=self.auto_ports,
             state_dir=self.state_dir,
             broker=self.broker,
+            api_host=self.api_host,
             api_port=self.api_port,
         )

@@ -51,3 +51,20 @@ async def test_a_lab_that_cannot_start_says_why_and_quits(make_plan: PlanFactory
         assert app.lab_error is not None and "127.0.0.1:1" in app.lab_error
         await pilot.press("q")
     assert app.return_value == 0
+
+
+async def test_the_command_palette_opens_screens_and_the_shown_tools_actions(
+    make_plan: PlanFactory,
+) -> None:
+    app = SimlabApp(make_plan(instructor=True))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.wait_ready()
+        await pilot.press("7")
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert "Open Modbus" in titles and "Inject" in titles
+        await pilot.press("ctrl+p")
+        await pilot.press(*"open modbus")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.current_mode == "modbus"
+        await pilot.press("q")
