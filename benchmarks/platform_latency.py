@@ -17,8 +17,12 @@ WAL, API serving) and measures, in the same run:
   the subscriber). Compared with a bare paho subscriber (counting in ``on_message``) on the
   same broker, rounds alternating, median of ``--rounds``. For the platform the clock stops
   when every row is committed. Goal: platform ≥ 0.8 × bare paho. simlab's ``MqttClient``
-  alone (counting in ``messages()``, no ingest) is measured too, to show how much of the
-  gap is the asyncio bridge and how much the ingest (validation, historian, alarms).
+  alone (counting in ``message_batches()``, as the ingest reads, no ingest) is measured
+  too, to show how much of the gap is the asyncio bridge and how much the ingest
+  (validation, historian, alarms). The ratio is given twice: of the medians, and the
+  median of each round's own ratio (less sensitive to the machine's load drifting between
+  rounds). ``cpu`` is the benchmark process's CPU time per message (all its threads; the
+  publisher and the broker run elsewhere): a steadier figure of what each variant costs.
 
 On a shared 2-core machine the figures move by ±30 % between runs (the publisher, the
 broker and the benchmark compete for the cores): run it a few times.
@@ -33,6 +37,7 @@ import asyncio
 import contextlib
 import math
 import multiprocessing
+import resource
 import sqlite3
 import statistics
 import tempfile
@@ -169,6 +174,20 @@ def _serve_embedded(conn: Connection) -> None:
 # --------------------------------------------------------------------------- measurements
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process so far (every thread), user and system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Rate:
+    """One throughput round: messages per second, and this process's CPU µs per message."""
+
+    per_second: float
+    cpu_us: float
+
+
 @dataclass
 class Latency:
     count: int
@@ -225,10 +244,11 @@ async def windowed(
     received_at_least: Callable[[int], Awaitable[None]],
     *,
     finished: Callable[[], Awaitable[None]] | None = None,
-) -> float:
-    """Seconds to push ``count`` messages with at most two batches outstanding, until all
-    are received (and ``finished()`` returned, if given)."""
+) -> Rate:
+    """Push ``count`` messages with at most two batches outstanding, until all are received
+    (and ``finished()`` returned, if given)."""
     batches = math.ceil(count / batch)
+    cpu = cpu_seconds()
     start = time.perf_counter()
     for k in range(batches):
         if k >= 2:
@@ -237,10 +257,11 @@ async def windowed(
     await received_at_least(count)
     if finished is not None:
         await finished()
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return Rate(count / seconds, (cpu_seconds() - cpu) / count * 1e6)
 
 
-async def bare_paho_rate(host: str, port: int, publisher: Child, args: argparse.Namespace) -> float:
+async def bare_paho_rate(host: str, port: int, publisher: Child, args: argparse.Namespace) -> Rate:
     topic = f"bench-bare/{uuid.uuid4().hex}"
     received = 0
     condition = threading.Condition()
@@ -268,16 +289,15 @@ async def bare_paho_rate(host: str, port: int, publisher: Child, args: argparse.
         await loop.run_in_executor(None, wait)
 
     try:
-        seconds = await windowed(publisher, topic, args.count, args.batch, at_least)
+        return await windowed(publisher, topic, args.count, args.batch, at_least)
     finally:
         subscriber.disconnect()
         subscriber.loop_stop()
-    return args.count / seconds
 
 
-async def mqttclient_rate(url: str, publisher: Child, args: argparse.Namespace) -> float:
-    """The same through simlab's MqttClient alone (counting in ``messages()``): the bus
-    bridge's share of the platform's cost."""
+async def mqttclient_rate(url: str, publisher: Child, args: argparse.Namespace) -> Rate:
+    """The same through simlab's MqttClient alone (counting in ``message_batches()``): the
+    bus bridge's share of the platform's cost."""
     topic = f"bench-bare/{uuid.uuid4().hex}"
     received = 0
     waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -286,8 +306,8 @@ async def mqttclient_rate(url: str, publisher: Child, args: argparse.Namespace) 
 
         async def consume() -> None:
             nonlocal received
-            async for _ in client.messages():
-                received += 1
+            async for batch in client.message_batches():
+                received += len(batch)
                 for target, waiter in list(waiters):
                     if received >= target and not waiter.done():
                         waiter.set_result(None)
@@ -302,15 +322,14 @@ async def mqttclient_rate(url: str, publisher: Child, args: argparse.Namespace) 
 
         consumer = asyncio.create_task(consume())
         try:
-            seconds = await windowed(publisher, topic, args.count, args.batch, at_least)
+            return await windowed(publisher, topic, args.count, args.batch, at_least)
         finally:
             consumer.cancel()
-    return args.count / seconds
 
 
 async def platform_rate(
     service: PlatformService, tag: str, publisher: Child, args: argparse.Namespace
-) -> float:
+) -> Rate:
     ingest = service.ingest
     base_received, base_committed = ingest.stats.received, ingest.stats.committed
 
@@ -320,10 +339,7 @@ async def platform_rate(
     async def all_committed() -> None:
         await ingest.wait_until(lambda s: s.committed - base_committed >= args.count, timeout=30)
 
-    seconds = await windowed(
-        publisher, tag, args.count, args.batch, at_least, finished=all_committed
-    )
-    return args.count / seconds
+    return await windowed(publisher, tag, args.count, args.batch, at_least, finished=all_committed)
 
 
 async def bench_broker(name: str, url: str, args: argparse.Namespace) -> list[str]:
@@ -343,9 +359,9 @@ async def bench_broker(name: str, url: str, args: argparse.Namespace) -> list[st
                     f", max {latency.max_ms:.1f} ms ({latency.count}/{latency.expected} rows)"
                     f"  [goal p99 < 50 ms: {'ok' if latency.p99_ms < 50 else 'MISSED'}]"
                 )
-                bare: list[float] = []
-                bridge: list[float] = []
-                ours: list[float] = []
+                bare: list[Rate] = []
+                bridge: list[Rate] = []
+                ours: list[Rate] = []
                 for _ in range(args.rounds):
                     bare.append(await bare_paho_rate(address.host, address.port, publisher, args))
                     bridge.append(await mqttclient_rate(url, publisher, args))
@@ -358,16 +374,33 @@ async def bench_broker(name: str, url: str, args: argparse.Namespace) -> list[st
             with contextlib.suppress(OSError):
                 publisher.conn.send(("stop",))
             publisher.stop()
-    ratio = statistics.median(ours) / statistics.median(bare)
+    bare_rate, ours_rate, bridge_rate = (
+        statistics.median(r.per_second for r in rates) for rates in (bare, ours, bridge)
+    )
+    ratio = ours_rate / bare_rate
+    paired = statistics.median(o.per_second / b.per_second for o, b in zip(ours, bare, strict=True))
     lines.append(
         f"  throughput, {args.count:,} msgs, window {2 * args.batch}, median of {args.rounds}: "
-        f"bare paho {statistics.median(bare):,.0f} msg/s, platform "
-        f"{statistics.median(ours):,.0f} msg/s stored = {ratio:.2f}x"
+        f"bare paho {bare_rate:,.0f} msg/s, platform {ours_rate:,.0f} msg/s stored = "
+        f"{ratio:.2f}x (per round: {paired:.2f}x)"
         f"  [goal >= 0.8x: {'ok' if ratio >= 0.8 else 'MISSED'}]"
     )
     lines.append(
-        f"  (MqttClient alone, no ingest: {statistics.median(bridge):,.0f} msg/s = "
-        f"{statistics.median(bridge) / statistics.median(bare):.2f}x bare paho)"
+        f"  (MqttClient alone, no ingest: {bridge_rate:,.0f} msg/s = "
+        f"{bridge_rate / bare_rate:.2f}x bare paho)"
+    )
+    lines.append(
+        "  rounds (msg/s): bare "
+        + ", ".join(f"{r.per_second:,.0f}" for r in bare)
+        + " | platform "
+        + ", ".join(f"{r.per_second:,.0f}" for r in ours)
+    )
+    lines.append(
+        "  cpu of this process per message (median): "
+        + ", ".join(
+            f"{name} {statistics.median(r.cpu_us for r in rates):.0f} µs"
+            for name, rates in (("bare paho", bare), ("MqttClient", bridge), ("platform", ours))
+        )
     )
     lines.append(
         f"  ingest: received {stats.received:,}, stored {stats.stored:,}, committed "
@@ -405,7 +438,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=1000.0, help="paced msg/s")
     parser.add_argument("--count", type=int, default=20_000, help="messages per throughput run")
     parser.add_argument("--batch", type=int, default=400, help="throughput batch (2 in flight)")
-    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds (median)")
+    parser.add_argument("--rounds", type=int, default=5, help="throughput rounds (median)")
     parser.add_argument(
         "--brokers",
         default="mosquitto,embedded",

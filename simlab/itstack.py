@@ -15,7 +15,7 @@ from types import TracebackType
 from devices.device import Device
 from simlab.addresses import EndpointAddress
 from simlab.bus.broker import BrokerSpec, ResolvedBroker, resolve_broker
-from simlab.bus.gateway import EdgeGateway
+from simlab.bus.gateway import EdgeGateway, dual_transport_tags
 from simlab.bus.publisher import SensorPublisher, device_reader, mqtt_sensors
 from simlab.platform.service import PlatformService
 from simlab.scenario.model import Scenario
@@ -62,6 +62,7 @@ class ItStack:
                 await resolve_broker(self.broker_spec)
             )
             url = self.broker.url
+            runs_gateway = self.scenario.gateway is not None and bool(self.endpoints)
             self.platform = await self._stack.enter_async_context(
                 PlatformService(
                     self.scenario,
@@ -70,9 +71,11 @@ class ItStack:
                     api_host=self.api_host,
                     api_port=self.api_port,
                     now=self.now,
+                    # each reading of the gateway stored once, from its UNS JSON
+                    dual_tags=dual_transport_tags(self.scenario) if runs_gateway else (),
                 )
             )
-            if self.scenario.gateway is not None and self.endpoints:
+            if runs_gateway:
                 self.gateway = await self._stack.enter_async_context(
                     EdgeGateway(self.scenario, self.endpoints, url, now_ms=self._now_ms)
                 )

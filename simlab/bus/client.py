@@ -26,7 +26,12 @@ The price is a thread boundary, handled by strict rules:
   ``loop.call_soon_threadsafe`` (they never publish, subscribe or await). Incoming
   messages and PUBACKs are batched: the callback appends to a deque and schedules one
   drain only when none is pending, so a burst costs one wake-up of the loop, not one per
-  message.
+  message. When a drain finds a burst (several messages: they come faster than the loop
+  is woken), the loop stops asking to be woken and looks at the deque again every
+  :data:`_POLL_S` (1 ms) until a look finds less than a burst; a flood of small messages
+  then costs one loop iteration per millisecond instead of one per few messages, and a
+  trickle (one message per look) is still delivered at once. A consumer can take what
+  arrived in one go with :meth:`MqttClient.message_batches` (the platform's ingest does).
 - ``publish``/``subscribe`` are called from the event loop thread only (paho guards them
   with its own locks). Every ``publish`` checks ``info.rc``; QoS 1 and 2 publishes await
   their acknowledgement through a future keyed by message id (``on_publish``), never
@@ -52,7 +57,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 from urllib.parse import SplitResult, unquote, urlsplit
 
 import paho.mqtt.client as paho
@@ -263,24 +268,49 @@ def _check_filter(topic_filter: str) -> None:
             raise BusError(f"invalid MQTT topic filter {topic_filter!r}: '+' must be a whole level")
 
 
+_MATCH_CACHE_LIMIT = 10_000
+
+_POLL_S = 0.001
+"""Seconds between two looks at the received messages paho handed over, while they come in
+bursts (see the module docs)."""
+_POLL_BURST = 2
+"""Messages found by one look that make the loop look again in :data:`_POLL_S`."""
+
+
 class _FilterSet:
-    """The topic filters of a client, matched against received topics (MQTT 3.1.1 rules)."""
+    """The topic filters of a client, matched against received topics (MQTT 3.1.1 rules).
+
+    Verdicts are cached per topic (a plant publishes the same topics over and over) until
+    the filters change.
+    """
 
     def __init__(self) -> None:
         self._exact: set[str] = set()
         self._wild: dict[str, list[str]] = {}
+        self._verdicts: dict[str, bool] = {}
 
     def add(self, topic_filter: str) -> None:
         if "+" in topic_filter or "#" in topic_filter:
             self._wild[topic_filter] = topic_filter.split("/")
         else:
             self._exact.add(topic_filter)
+        self._verdicts.clear()
 
     def discard(self, topic_filter: str) -> None:
         self._exact.discard(topic_filter)
         self._wild.pop(topic_filter, None)
+        self._verdicts.clear()
 
     def matches(self, topic: str) -> bool:
+        verdict = self._verdicts.get(topic)
+        if verdict is None:
+            verdict = self._match(topic)
+            if len(self._verdicts) >= _MATCH_CACHE_LIMIT:
+                self._verdicts.clear()
+            self._verdicts[topic] = verdict
+        return verdict
+
+    def _match(self, topic: str) -> bool:
         if topic in self._exact:
             return True
         if not self._wild:
@@ -379,6 +409,9 @@ class MqttClient:
             paho's queue.
         queue_size: bound of the received-message queue; 0 is unbounded. When full, new
             messages are dropped and counted in ``stats.dropped``.
+
+    Received messages are read with :meth:`messages` (one at a time) or
+    :meth:`message_batches` (everything at hand at once).
 
     Only messages matching one of our subscriptions reach :meth:`messages`; others are
     counted in ``stats.unsolicited`` (amqtt 0.12 pushes retained messages of *other*
@@ -483,10 +516,14 @@ class MqttClient:
         self._last_reason = "not connected yet"
         self._last_state: tuple[bool, str] = (False, self._last_reason)
         self._listeners: list[Callable[[ConnectionEvent], None]] = []
-        self._queue: asyncio.Queue[Message | None] = asyncio.Queue(maxsize=queue_size)
+        # received messages, then None once closed (the end marker, always last)
+        self._received: collections.deque[Message | None] = collections.deque()
+        self._queue_size = max(0, queue_size)
+        self._readable = asyncio.Event()  # set while _received is not empty
         # paho thread -> loop thread hand-over (deque append/popleft are atomic)
         self._inbox: collections.deque[paho.MQTTMessage] = collections.deque()
-        self._inbox_scheduled = False
+        self._inbox_scheduled = False  # a drain will run: paho need not wake the loop
+        self._inbox_poll: asyncio.TimerHandle | None = None
         self._acks: collections.deque[int] = collections.deque()
         self._acks_scheduled = False
         self._acks_awaited = 0  # read by paho's thread: skip the hand-over when nobody waits
@@ -588,10 +625,16 @@ class MqttClient:
         self._session_up = False
         self._fail_waiters(BusError(f"the MQTT client {self._client_id!r} was closed"))
         self._set_state(False, "closed by the client")
-        if self._queue.full():  # make room for the end marker: the iterators must end
-            self._queue.get_nowait()
+        self._drain_inbox()  # what paho read before it stopped comes before the end marker
+        if self._inbox_poll is not None:
+            self._inbox_poll.cancel()
+            self._inbox_poll = None
+        received = self._received
+        if self._queue_size and len(received) >= self._queue_size:
+            received.popleft()  # make room for the end marker: the iterators must end
             self.stats.dropped += 1
-        self._queue.put_nowait(None)
+        received.append(None)
+        self._readable.set()
 
     async def _stop_network(self) -> None:
         self._closed = True
@@ -793,13 +836,41 @@ class MqttClient:
 
         One consumer at a time: each message is delivered once, to one iterator.
         """
+        received = self._received
         while True:
-            item = await self._queue.get()
-            if item is None:
-                with contextlib.suppress(asyncio.QueueFull):
-                    self._queue.put_nowait(None)  # let other iterators end too
-                return
-            yield item
+            if not received:
+                self._readable.clear()
+                await self._readable.wait()
+                continue
+            if received[0] is None:
+                return  # the end marker stays: other iterators end too
+            message = received.popleft()
+            assert message is not None
+            yield message
+
+    async def message_batches(self, max_size: int = 1024) -> AsyncIterator[list[Message]]:
+        """Iterate over lists of received messages until the client is closed.
+
+        Each list holds every message at hand (at most ``max_size``, at least one), in
+        order: a consumer handles a burst with one await instead of one per message. Like
+        :meth:`messages`, one consumer at a time.
+        """
+        if max_size < 1:
+            raise ValueError(f"max_size must be at least 1, got {max_size}")
+        received = self._received
+        popleft = received.popleft
+        while True:
+            if not received:
+                self._readable.clear()
+                await self._readable.wait()
+                continue
+            count = len(received)
+            if received[-1] is None:  # the end marker
+                count -= 1
+                if count == 0:
+                    return
+            # no None in the batch: the marker is last and never taken
+            yield cast("list[Message]", [popleft() for _ in range(min(count, max_size))])
 
     # ------------------------------------------------------------------ paho thread side
 
@@ -890,10 +961,36 @@ class MqttClient:
     # ------------------------------------------------------------------ loop thread side
 
     def _drain_inbox(self) -> None:
-        self._inbox_scheduled = False  # before draining, so a late append reschedules
+        """Queue what paho handed over; after a burst, look again in _POLL_S (module docs)."""
+        poll = self._inbox_poll
+        if poll is not None:  # one chain of looks at a time
+            poll.cancel()
+            self._inbox_poll = None
+        while True:
+            taken = self._move_inbox()
+            if taken >= _POLL_BURST and not self._closed and self._loop is not None:
+                # _inbox_scheduled stays set: paho does not wake us, we look again
+                self._inbox_poll = self._loop.call_later(_POLL_S, self._drain_inbox)
+                return
+            self._inbox_scheduled = False
+            if not self._inbox:
+                return
+            self._inbox_scheduled = True  # appended before the flag went down: not posted
+
+    def _move_inbox(self) -> int:
+        """Move the messages of the inbox to the received queue; how many it held."""
         inbox = self._inbox
+        taken = len(inbox)
+        if not taken:
+            return 0
+        received = self._received
+        if received and received[-1] is None:  # closed: nobody reads anymore
+            inbox.clear()
+            return 0
         matcher = self._matcher
         stats = self.stats
+        limit = self._queue_size
+        before = len(received)
         while inbox:
             raw = inbox.popleft()
             try:
@@ -904,18 +1001,19 @@ class MqttClient:
             if not matcher.matches(topic):
                 stats.unsolicited += 1
                 continue
-            payload = raw.payload if isinstance(raw.payload, bytes) else bytes(raw.payload)
-            message = Message(topic, payload, raw.qos, bool(raw.retain), raw.timestamp)
-            try:
-                self._queue.put_nowait(message)
-            except asyncio.QueueFull:
+            if limit and len(received) >= limit:
                 stats.dropped += 1
                 if stats.dropped == 1:
                     log.warning(
                         "MQTT client %r: message queue full, dropping messages", self._client_id
                     )
-            else:
-                stats.received += 1
+                continue
+            payload = raw.payload if isinstance(raw.payload, bytes) else bytes(raw.payload)
+            received.append(Message(topic, payload, raw.qos, bool(raw.retain), raw.timestamp))
+            stats.received += 1
+        if len(received) > before and not self._readable.is_set():
+            self._readable.set()
+        return taken
 
     def _drain_acks(self) -> None:
         self._acks_scheduled = False

@@ -76,7 +76,7 @@ from simlab.scenario.devices import PlcSpec, SmartSensorSpec, TagSpec
 from simlab.scenario.integration import GatewaySource, GatewaySpec
 from simlab.scenario.model import Scenario
 
-__all__ = ["DEFAULT_HEARTBEAT", "EdgeGateway", "GatewayStats"]
+__all__ = ["DEFAULT_HEARTBEAT", "EdgeGateway", "GatewayStats", "dual_transport_tags"]
 
 log = logging.getLogger(__name__)
 
@@ -715,3 +715,29 @@ def _metric(value: UnsValue) -> MetricValue:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def dual_transport_tags(scenario: Scenario) -> list[str]:
+    """The UNS paths the scenario's gateway publishes both as UNS JSON and as Sparkplug
+    metrics: none unless its ``publish`` has both conventions.
+
+    The platform stores each of them from one transport only (see
+    :mod:`simlab.platform.ingest`); knowing them before the gateway starts keeps its births
+    (which often arrive before its first UNS messages) from being stored twice. Sources the
+    gateway would refuse (unknown device or tag) are left out: the gateway reports them.
+    """
+    spec = scenario.gateway
+    if spec is None or not {"uns", "sparkplug"} <= set(spec.publish):
+        return []
+    devices = {d.name: d for d in scenario.devices}
+    paths: list[str] = []
+    for index, source in enumerate(spec.sources):
+        device = devices.get(source.device)
+        if device is None:
+            continue
+        try:
+            tags = EdgeGateway._source_tags(device, source, f"gateway.sources[{index}]")
+        except LabError:
+            continue
+        paths += [scenario.uns_path(device.name, tag.name) for tag in tags]
+    return paths

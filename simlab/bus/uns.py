@@ -19,6 +19,11 @@ prefix is ``Good``, ``Uncertain`` or ``Bad`` (``Good``, ``BadSensorFailure``,
 that is not a finite number (NaN, ±Infinity) is published as ``null`` with quality ``Bad``.
 Messages are published retained at QoS 1 (:data:`UNS_RETAIN`, :data:`UNS_QOS`), so a new
 subscriber gets every tag's last value at once.
+
+:class:`UnsMessage` is the contract: :meth:`UnsMessage.from_json` validates a payload
+strictly. :func:`parse_uns_payload` gives the same fields without building the object, for
+the platform's ingest; both accept the common well-formed payload through a fast path (see
+:func:`_fast_fields`) and leave everything else, errors included, to the strict parser.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, NamedTuple, TypeAlias
 
 from simlab.errors import SimlabError
 
@@ -37,6 +43,7 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "UNS_QOS",
     "UNS_RETAIN",
+    "UnsFields",
     "UnsMessage",
     "UnsPath",
     "UnsPayloadError",
@@ -44,6 +51,7 @@ __all__ = [
     "UnsValue",
     "format_ts",
     "parse_ts",
+    "parse_uns_payload",
     "parse_uns_topic",
     "quality_severity",
     "uns_topic",
@@ -280,54 +288,184 @@ class UnsMessage:
         duplicated, of the wrong type or inconsistent (``ts`` vs ``ts_ms``). A NaN or
         infinite value becomes ``null`` with quality ``Bad``.
         """
-        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-        if len(raw) > MAX_PAYLOAD_BYTES:
-            raise UnsPayloadError(
-                "payload", f"{len(raw)} bytes is over the {MAX_PAYLOAD_BYTES}-byte limit"
-            )
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise UnsPayloadError(
-                "payload", f"not UTF-8 ({err.reason} at byte {err.start})"
-            ) from None
-        try:
-            document = json.loads(text, object_pairs_hook=_no_duplicates)
-        except _DuplicateKey as dup:
-            raise UnsPayloadError(dup.key, "appears more than once") from None
-        except json.JSONDecodeError as err:
-            raise UnsPayloadError(
-                "payload", f"not JSON: {err.msg} (line {err.lineno}, column {err.colno})"
-            ) from None
-        except RecursionError:
-            raise UnsPayloadError("payload", "not a flat JSON object") from None
-        if not isinstance(document, dict):
-            raise UnsPayloadError(
-                "payload", f"must be a JSON object, not {type(document).__name__}"
-            )
-        for key in document:
-            if key not in _FIELDS:
-                raise UnsPayloadError(key, f"unknown field (allowed: {', '.join(_FIELDS)})")
-        for key in _FIELDS:
-            if key not in document:
-                raise UnsPayloadError(key, "missing")
-        _expect_string(document, "unit", nullable=True)
-        _expect_string(document, "ts")
-        _expect_string(document, "quality")
-        _expect_string(document, "source")
-        ts_ms = document["ts_ms"]
-        _check_ts_ms(ts_ms)
-        if parse_ts(document["ts"]) != ts_ms:
-            raise UnsPayloadError(
-                "ts", f"{document['ts']!r} is not the same instant as ts_ms {ts_ms}"
-            )
-        return cls(
-            value=document["value"],
-            unit=document["unit"],
-            ts_ms=ts_ms,
-            source=document["source"],
-            quality=document["quality"],
+        raw = _as_bytes(data)
+        fields = _fast_fields(raw)
+        if fields is None:
+            return _parse_strict(raw)
+        value, unit, ts_ms, quality, source = fields
+        return cls(value=value, unit=unit, ts_ms=ts_ms, source=source, quality=quality)
+
+
+class UnsFields(NamedTuple):
+    """The fields of a valid UNS payload, as :meth:`UnsMessage.from_json` would give them."""
+
+    value: UnsValue
+    unit: str | None
+    ts_ms: int
+    quality: str
+    source: str
+
+
+def parse_uns_payload(data: bytes | bytearray | memoryview | str) -> UnsFields:
+    """Validate a UNS payload like :meth:`UnsMessage.from_json` and return its fields.
+
+    Same contract, same :class:`UnsPayloadError` (field and message) for the same input;
+    only cheaper: a well-formed payload costs about a third of ``from_json`` because no
+    :class:`UnsMessage` is built and validated a second time. The platform's ingest calls it
+    for every message.
+    """
+    raw = _as_bytes(data)
+    fields = _fast_fields(raw)
+    if fields is None:
+        message = _parse_strict(raw)
+        fields = UnsFields(
+            message.value, message.unit, message.ts_ms, message.quality, message.source
         )
+    return fields
+
+
+def _as_bytes(data: bytes | bytearray | memoryview | str) -> bytes:
+    if type(data) is bytes:
+        return data
+    return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+
+
+def _parse_strict(raw: bytes) -> UnsMessage:
+    """The reference parser: every check in order, each failure worded for the user."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise UnsPayloadError(
+            "payload", f"{len(raw)} bytes is over the {MAX_PAYLOAD_BYTES}-byte limit"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UnsPayloadError("payload", f"not UTF-8 ({err.reason} at byte {err.start})") from None
+    try:
+        document = json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as dup:
+        raise UnsPayloadError(dup.key, "appears more than once") from None
+    except json.JSONDecodeError as err:
+        raise UnsPayloadError(
+            "payload", f"not JSON: {err.msg} (line {err.lineno}, column {err.colno})"
+        ) from None
+    except ValueError as err:  # e.g. an integer of more than 4,300 digits
+        raise UnsPayloadError("payload", f"not a usable JSON document: {err}") from None
+    except RecursionError:
+        raise UnsPayloadError("payload", "not a flat JSON object") from None
+    if not isinstance(document, dict):
+        raise UnsPayloadError("payload", f"must be a JSON object, not {type(document).__name__}")
+    for key in document:
+        if key not in _FIELDS:
+            raise UnsPayloadError(key, f"unknown field (allowed: {', '.join(_FIELDS)})")
+    for key in _FIELDS:
+        if key not in document:
+            raise UnsPayloadError(key, "missing")
+    _expect_string(document, "unit", nullable=True)
+    _expect_string(document, "ts")
+    _expect_string(document, "quality")
+    _expect_string(document, "source")
+    ts_ms = document["ts_ms"]
+    _check_ts_ms(ts_ms)
+    if parse_ts(document["ts"]) != ts_ms:
+        raise UnsPayloadError("ts", f"{document['ts']!r} is not the same instant as ts_ms {ts_ms}")
+    return UnsMessage(
+        value=document["value"],
+        unit=document["unit"],
+        ts_ms=ts_ms,
+        source=document["source"],
+        quality=document["quality"],
+    )
+
+
+# --- fast path --------------------------------------------------------------------------------
+
+# json's C scanner without object_pairs_hook (it builds the dict itself) and without the
+# whitespace regexes of JSONDecoder.decode (leading or trailing blanks: the strict path).
+# JSONDecoder.__init__ sets scan_once; typeshed does not declare it.
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_FIELD_SET: Final = frozenset(_FIELDS)
+_CACHE_LIMIT: Final = 4096
+_MILLIS: Final = tuple(f".{milli:03d}Z" for milli in range(1000))
+_ts_prefixes: dict[int, str] = {}  # whole second since the epoch -> "YYYY-MM-DDTHH:MM:SS"
+_qualities: set[str] = set()  # quality names that passed _QUALITY
+
+
+def _fast_fields(raw: bytes) -> UnsFields | None:
+    """The fields of a well-formed payload with a non-null finite value, else ``None``.
+
+    Why: :func:`_parse_strict` costs ~9 µs a message (a Python ``object_pairs_hook`` per
+    object to catch duplicate keys, a regex and ``datetime`` arithmetic for ``ts``, then
+    :class:`UnsMessage` validating everything again), a large share of the platform's
+    ingest. This path only *accepts*: whatever it is not sure of (any error, a null or
+    non-finite value, a backslash escape...) returns ``None`` and the strict parser
+    decides, so both accept the same payloads and every error keeps its wording.
+
+    - the plain C decoder, which keeps the last of duplicated keys silently; duplicates
+      are ruled out by counting colons instead: without backslash escapes, the raw bytes
+      hold one colon per key/value pair (at any depth) plus the colons inside strings. Six
+      known keys and as many raw colons as ``6 +`` the colons of the six values' strings
+      leave no room for a seventh pair or a nested object;
+    - ``ts`` is compared with the canonical text of ``ts_ms`` (the only string the strict
+      ``parse_ts`` maps to that instant), built from a per-second cache;
+    - quality names already seen skip the regex.
+    """
+    if len(raw) > MAX_PAYLOAD_BYTES or b"\\" in raw:
+        return None
+    try:
+        text = raw.decode("utf-8")
+        document, end = _SCAN(text, 0)
+    except (StopIteration, ValueError, RecursionError):  # not UTF-8, not JSON, whitespace...
+        return None
+    if end != len(text) or type(document) is not dict or document.keys() != _FIELD_SET:
+        return None
+    value = document["value"]
+    unit = document["unit"]
+    ts = document["ts"]
+    ts_ms = document["ts_ms"]
+    quality = document["quality"]
+    source = document["source"]
+    if type(ts_ms) is not int or not 0 <= ts_ms <= _MAX_TS_MS:
+        return None
+    if type(source) is not str or not source or type(ts) is not str:
+        return None
+    if type(quality) is not str or (quality not in _qualities and not _known_quality(quality)):
+        return None
+    colons = 8 + source.count(":")  # 6 pairs, and HH:MM:SS in ts
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):
+            return None  # becomes null/Bad: the strict path does it
+    elif kind is str:
+        colons += value.count(":")
+    elif kind is not int and kind is not bool:
+        return None  # null (its quality must not be Good), arrays, objects
+    if unit is not None:
+        if type(unit) is not str or not unit:
+            return None
+        colons += unit.count(":")
+    if raw.count(b":") != colons or ts != _canonical_ts(ts_ms):
+        return None
+    return UnsFields(value, unit, ts_ms, quality, source)
+
+
+def _known_quality(quality: str) -> bool:
+    if _QUALITY.fullmatch(quality) is None:
+        return False
+    if len(_qualities) < _CACHE_LIMIT:
+        _qualities.add(quality)
+    return True
+
+
+def _canonical_ts(ts_ms: int) -> str:
+    """:func:`format_ts` of ``ts_ms`` (in range), with the date and time cached per second."""
+    second, milli = divmod(ts_ms, 1000)
+    prefix = _ts_prefixes.get(second)
+    if prefix is None:
+        if len(_ts_prefixes) >= _CACHE_LIMIT:
+            _ts_prefixes.clear()
+        prefix = format_ts(second * 1000)[:-5]
+        _ts_prefixes[second] = prefix
+    return prefix + _MILLIS[milli]
 
 
 class _DuplicateKey(Exception):

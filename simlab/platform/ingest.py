@@ -14,10 +14,11 @@ Topics
     the ingest subscribes to ``#`` and treats every topic outside ``spBv1.0/`` as UNS.
 
 UNS messages (:mod:`simlab.bus.uns`)
-    The topic must be a UNS tag path and the payload the UNS JSON object, validated by
-    :meth:`UnsMessage.from_json <simlab.bus.uns.UnsMessage.from_json>`. Each message becomes
-    one historian row ``(topic, ts_ms / 1000, value, quality, source)``, one alarm
-    evaluation and one registry observation. Numbers and booleans (as 0/1) are stored;
+    The topic must be a UNS tag path and the payload the UNS JSON object, validated as
+    :meth:`UnsMessage.from_json <simlab.bus.uns.UnsMessage.from_json>` does (by
+    :func:`~simlab.bus.uns.parse_uns_payload`, which skips building the object). Each
+    message becomes one historian row ``(topic, ts_ms / 1000, value, quality, source)``, one
+    alarm evaluation and one registry observation. Numbers and booleans (as 0/1) are stored;
     a ``null`` value is stored as a row without value (its quality says why). Text values
     cannot go in the historian's REAL column: the registry keeps them (``not_stored``). A
     live (not retained) message marks its asset online in the registry. An empty payload
@@ -36,9 +37,10 @@ Sparkplug B messages (:mod:`simlab.bus.sparkplug`)
 
     Historian path of a metric: *the metric name itself when it is a UNS tag path*
     (``acme/lyon/water/line-1/tank/tank-1/level``), so a gateway that names its metrics by
-    their UNS path feeds the same tag whether the value came as UNS JSON or as Sparkplug;
-    otherwise ``<group>/<edge_node>[/<device>]/<metric name>`` (the metric name may itself
-    contain ``/``). Only UNS-named metrics reach the asset registry, whose tree is ISA-95.
+    their UNS path feeds the same tag whether the value came as UNS JSON or as Sparkplug
+    (stored from one of the two, see below); otherwise
+    ``<group>/<edge_node>[/<device>]/<metric name>`` (the metric name may itself contain
+    ``/``). Only UNS-named metrics reach the asset registry, whose tree is ISA-95.
 
     The assets of a node or device are those of its UNS-named metrics. NBIRTH and DBIRTH
     mark them online; NDEATH (with the bdSeq of the current NBIRTH) marks every asset of
@@ -51,6 +53,30 @@ Sparkplug B messages (:mod:`simlab.bus.sparkplug`)
     (:func:`~simlab.bus.sparkplug.rebirth_request`) at once — no Reorder Timeout — and at
     most once per ``rebirth_holdoff`` seconds per edge node until its NBIRTH arrives.
     Commands (NCMD, DCMD) and host STATE messages are ignored.
+
+One transport per tag (``prefer``)
+    An edge gateway may publish the same reading twice: as UNS JSON on the tag's topic and
+    as a Sparkplug metric named by the same UNS path (the built-in gateway does, with
+    ``publish: [uns, sparkplug]``). The historian would then hold two rows per reading
+    under one tag, from two sources. Instead each UNS tag is stored from one transport:
+
+    - ``prefer="uns"`` (the default): a tag that has a UNS source — a valid UNS JSON message
+      arrived on its topic since the ingest started, or it is one of ``dual_tags`` — is
+      stored from UNS JSON only; its Sparkplug metrics are not stored. Until its first UNS
+      message, a tag outside ``dual_tags`` is stored from Sparkplug. UNS has no death: a
+      UNS source is remembered until the ingest stops, even if it falls silent.
+    - ``prefer="sparkplug"``: a tag that has a live Sparkplug source — a UNS-named metric
+      of the current BIRTH of a node or device not dead since, or one of ``dual_tags``
+      before its first BIRTH — is stored from Sparkplug only; its UNS JSON messages are not
+      stored. While its node or device is dead, its UNS messages are stored again.
+
+    ``dual_tags`` are the tags known in advance to come both ways (the lab gives those of
+    its gateway), so that the first sample is not stored twice either: the gateway's
+    births, which carry the current values, often arrive before its first UNS messages.
+    A sample left out is counted in ``other_transport`` and reaches neither the historian
+    nor the alarms nor the registry; Sparkplug births and deaths still mark assets online
+    and stale whichever transport is preferred. Metrics not named by a UNS path are always
+    stored, under their Sparkplug path.
 
 Bad input never stops the ingest
     Each problem is counted in :attr:`IngestStats.bad` under a :class:`BadReason` and
@@ -85,7 +111,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final, TypeGuard
+from typing import Final, Literal, TypeAlias, TypeGuard
 
 from simlab.bus.client import BusError, Message, MqttClient
 from simlab.bus.sparkplug import (
@@ -111,10 +137,10 @@ from simlab.bus.sparkplug import (
 from simlab.bus.uns import (
     ISA95_LEVELS,
     MAX_PAYLOAD_BYTES,
-    UnsMessage,
     UnsPayloadError,
     UnsTopicError,
     UnsValue,
+    parse_uns_payload,
     parse_uns_topic,
 )
 from simlab.platform.alarms import AlarmEngine
@@ -127,6 +153,7 @@ __all__ = [
     "BadReason",
     "Ingest",
     "IngestStats",
+    "Transport",
 ]
 
 log = logging.getLogger(__name__)
@@ -134,6 +161,9 @@ log = logging.getLogger(__name__)
 INGEST_QOS: Final = 1
 """QoS of the ingest's subscriptions: QoS 1 messages are queued by the broker for a
 persistent session while the platform is away."""
+
+Transport: TypeAlias = Literal["uns", "sparkplug"]
+"""How a tag's samples come: UNS JSON on its topic, or Sparkplug B metrics named by it."""
 
 SPARKPLUG_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
 """Largest Sparkplug payload decoded by default (1 MiB); larger ones are counted as bad."""
@@ -200,6 +230,9 @@ class IngestStats:
     ignored: int = 0
     """Messages not meant for the platform: empty UNS payloads (retained values cleared),
     Sparkplug commands and STATE, NDEATHs of an older session, other groups."""
+    other_transport: int = 0
+    """Samples left out because their tag is stored from the other, preferred transport
+    (see ``prefer``): Sparkplug metrics of a UNS-sourced tag, or the reverse."""
     bad: dict[str, int] = field(default_factory=dict)
     """Problems by :class:`BadReason` value: one count per message (per metric for
     ``sparkplug_metric`` and ``sparkplug_value``)."""
@@ -229,6 +262,7 @@ class _Scope:
     by_alias: dict[int, tuple[str, DataType | None]] = field(default_factory=dict)
     by_name: dict[str, DataType | None] = field(default_factory=dict)
     assets: set[str] = field(default_factory=set)
+    uns_tags: set[str] = field(default_factory=set)  # its UNS-named data metrics
 
 
 @dataclass(slots=True)
@@ -289,6 +323,11 @@ class Ingest:
         max_sparkplug_bytes: largest Sparkplug payload decoded.
         dedupe_window: how many recent ``(tag, ts, source)`` keys are remembered.
         log_interval: seconds between two warnings of the same :class:`BadReason`.
+        prefer: the transport a tag published both as UNS JSON and as a Sparkplug metric is
+            stored from, ``"uns"`` or ``"sparkplug"`` (see the module docstring).
+        dual_tags: UNS paths known to come over both transports (e.g. the tags of the
+            lab's gateway publishing both): the preferred transport holds them from the
+            start.
     """
 
     def __init__(
@@ -309,6 +348,8 @@ class Ingest:
         max_sparkplug_bytes: int = SPARKPLUG_MAX_PAYLOAD_BYTES,
         dedupe_window: int = 65_536,
         log_interval: float = 10.0,
+        prefer: Transport = "uns",
+        dual_tags: Iterable[str] = (),
     ) -> None:
         if not 0 < flush_interval <= 0.25:
             raise ValueError(f"flush_interval must be in (0, 0.25] s, got {flush_interval}")
@@ -318,6 +359,8 @@ class Ingest:
             )
         if dedupe_window < 0:
             raise ValueError(f"dedupe_window must be >= 0, got {dedupe_window}")
+        if prefer not in ("uns", "sparkplug"):
+            raise ValueError(f"prefer must be 'uns' or 'sparkplug', got {prefer!r}")
         self._historian = historian
         self._alarms = alarms
         self._registry = registry
@@ -341,6 +384,12 @@ class Ingest:
         self._uns_assets: dict[str, str] = {}  # valid UNS topic -> its asset path
         self._metric_uns: dict[str, str | None] = {}  # metric name -> asset path, or None
         self._marked_online: set[str] = set()  # assets a live UNS message marked online
+        self._prefer_uns = prefer == "uns"
+        # prefer="uns": the tags with a UNS source (valid UNS JSON seen, or dual)
+        self._uns_sourced: set[str] = set(dual_tags) if self._prefer_uns else set()
+        # prefer="sparkplug": dual tags before their first BIRTH; UNS tag -> live BIRTHs
+        self._sparkplug_expected: set[str] = set() if self._prefer_uns else set(dual_tags)
+        self._sparkplug_live: collections.Counter[str] = collections.Counter()
         # tag -> (ts, value, quality, unit, source): the registry's next update
         self._latest: dict[str, tuple[float, UnsValue, str, str | None, str]] = {}
         self._recent: set[tuple[str, int, str]] = set()
@@ -396,14 +445,11 @@ class Ingest:
             async with asyncio.TaskGroup() as tasks:
                 ticker = tasks.create_task(self._tick(), name="simlab-ingest-flush")
                 try:
-                    burst = 0
-                    async for message in client.messages():
-                        for command in self.handle(message):
+                    async for batch in client.message_batches(_YIELD_EVERY):
+                        for command in self.handle_batch(batch):
                             await self._publish(client, command)
-                        burst += 1
-                        if burst >= _YIELD_EVERY:
+                        if len(batch) == _YIELD_EVERY:
                             # Let paho's network thread have the GIL (see _YIELD_EVERY).
-                            burst = 0
                             await asyncio.sleep(0)
                 finally:
                     ticker.cancel()
@@ -546,25 +592,41 @@ class Ingest:
     def handle(self, message: Message) -> list[MqttMessage]:
         """Ingest one message; returns the commands to publish (rebirth requests).
 
-        Never raises for bad input: problems are counted and logged. :meth:`run` calls it
-        for every message; call it directly to feed messages from elsewhere (then commit
-        with :meth:`flush`).
+        Never raises for bad input: problems are counted and logged. Call it (or
+        :meth:`handle_batch`) to feed messages from elsewhere, then commit with
+        :meth:`flush`.
         """
-        self._stats.received += 1
+        commands = self._handle_one(message)
+        self._notify()
+        return commands
+
+    def handle_batch(self, messages: Iterable[Message]) -> list[MqttMessage]:
+        """Ingest messages in order, like :meth:`handle` each; returns all their commands.
+
+        :meth:`run` calls it with what each wake-up of the client brought; ``wait_until``
+        predicates are checked once, after the batch.
+        """
         commands: list[MqttMessage] = []
+        handle = self._handle_one
+        for message in messages:
+            more = handle(message)
+            if more:
+                commands += more
+        self._notify()
+        return commands
+
+    def _handle_one(self, message: Message) -> list[MqttMessage]:
+        self._stats.received += 1
         try:
-            topic = message.topic
-            if topic.startswith(_SP_PREFIX):
+            if message.topic.startswith(_SP_PREFIX):
                 if self._sparkplug:
-                    commands = self._handle_sparkplug(message)
-                else:
-                    self._stats.ignored += 1
+                    return self._handle_sparkplug(message)
+                self._stats.ignored += 1
             else:
                 self._handle_uns(message)
         except Exception as err:  # a bug: count it, log it (with the traceback), go on
             self._count_bad(BadReason.INTERNAL, message.topic, repr(err), exc_info=True)
-        self._notify()
-        return commands
+        return []
 
     def _count_bad(
         self, reason: BadReason, topic: str, detail: str, *, exc_info: bool = False
@@ -646,19 +708,25 @@ class Ingest:
             if len(self._uns_assets) < _CACHE_LIMIT:
                 self._uns_assets[topic] = asset
         try:
-            uns = UnsMessage.from_json(payload)
+            # the UnsMessage contract without building the object (see parse_uns_payload)
+            value, unit, ts_ms, quality, source = parse_uns_payload(payload)
         except UnsPayloadError as err:
             reason = BadReason.NOT_JSON if err.field == "payload" else BadReason.UNS_FIELD
             self._count_bad(reason, topic, str(err))
             return
-        if self._seen((topic, uns.ts_ms, uns.source)):
+        if self._prefer_uns:
+            self._uns_sourced.add(topic)
+        elif topic in self._sparkplug_live or topic in self._sparkplug_expected:
+            self._stats.other_transport += 1  # stored from Sparkplug, whose births tell state
             return
-        ts = uns.ts_ms / 1000.0
-        self._observe(topic, ts, uns.value, uns.quality, unit=uns.unit, source=uns.source)
+        if self._seen((topic, ts_ms, source)):
+            return
+        ts = ts_ms / 1000.0
+        self._observe(topic, ts, value, quality, unit=unit, source=source)
         if not message.retain and asset not in self._marked_online:
             self._registry.mark_online(asset, ts=ts)
             self._marked_online.add(asset)
-        self._store(topic, ts, uns.value, uns.quality, uns.source)
+        self._store(topic, ts, value, quality, source)
         self._schedule_flush()  # also for text values, which only the registry keeps
 
     # ------------------------------------------------------------------ Sparkplug
@@ -736,15 +804,35 @@ class Ingest:
 
     def _node_birth(self, parsed: EdgeTopic, payload: Payload) -> None:
         node = _EdgeNode()  # a new session: devices must be born again, no rebirth pending
+        old = self._nodes.get((parsed.group_id, parsed.edge_node_id))
+        if old is not None:
+            self._end_node(old)
         self._nodes[(parsed.group_id, parsed.edge_node_id)] = node
         self._birth(node.node, parsed, payload)
 
     def _device_birth(self, parsed: EdgeTopic, payload: Payload) -> None:
         node = self._nodes.setdefault((parsed.group_id, parsed.edge_node_id), _EdgeNode())
         assert parsed.device_id is not None  # D* topics always have one
+        old = node.devices.get(parsed.device_id)
+        if old is not None:
+            self._end_scope(old)
         scope = _Scope()
         node.devices[parsed.device_id] = scope
         self._birth(scope, parsed, payload)
+
+    def _end_node(self, node: _EdgeNode) -> None:
+        """The Sparkplug session of an edge node is over: its tags lose that source."""
+        self._end_scope(node.node)
+        for scope in node.devices.values():
+            self._end_scope(scope)
+
+    def _end_scope(self, scope: _Scope) -> None:
+        live = self._sparkplug_live
+        for tag in scope.uns_tags:
+            live[tag] -= 1
+            if live[tag] <= 0:
+                del live[tag]
+        scope.uns_tags.clear()
 
     def _birth(self, scope: _Scope, parsed: EdgeTopic, payload: Payload) -> None:
         """Record a BIRTH's metrics in ``scope``, store their values, mark assets online."""
@@ -764,6 +852,10 @@ class Ingest:
             if asset is not None:
                 scope.assets.add(asset)
             if name != BD_SEQ and not name.startswith(_CONTROL_PREFIXES):
+                if asset is not None and name not in scope.uns_tags:
+                    scope.uns_tags.add(name)
+                    self._sparkplug_live[name] += 1
+                    self._sparkplug_expected.discard(name)
                 self._store_metric(parsed, payload, name, metric, asset)
         ts = _seconds(payload.timestamp_ms, self._now)
         for asset in sorted(scope.assets):
@@ -773,6 +865,7 @@ class Ingest:
         node = self._nodes.pop((parsed.group_id, parsed.edge_node_id), None)
         if node is None:
             return
+        self._end_node(node)
         assets = set(node.node.assets)
         for scope in node.devices.values():
             assets |= scope.assets
@@ -785,6 +878,7 @@ class Ingest:
         scope = None if node is None else node.devices.pop(parsed.device_id, None)
         if scope is None:
             return
+        self._end_scope(scope)
         reason = (
             f"DDEATH of Sparkplug device {parsed.group_id}/{parsed.edge_node_id}/{parsed.device_id}"
         )
@@ -852,6 +946,9 @@ class Ingest:
     ) -> None:
         if asset is not None:
             tag = name
+            if self._prefer_uns and tag in self._uns_sourced:
+                self._stats.other_transport += 1  # stored from UNS JSON
+                return
         else:
             parts = [parsed.group_id, parsed.edge_node_id]
             if parsed.device_id is not None:

@@ -22,7 +22,8 @@ What it runs, all on the caller's event loop:
   QoS 1 messages published while the platform is away are delivered when it comes back
   (with Mosquitto; amqtt forgets sessions when it restarts);
 - the :class:`~simlab.platform.ingest.Ingest` of the UNS under the scenario's enterprise
-  and of Sparkplug B;
+  and of Sparkplug B, each tag stored from one transport (``prefer``, UNS JSON by default;
+  ``dual_tags`` are the tags the lab's gateway publishes both ways);
 - the OEE of the line from the historian, when the scenario declares ``platform.oee``;
 - the HTTP API (:func:`~simlab.platform.api.create_app` served by
   :func:`~simlab.platform.api.serve_api`), protected by a bearer token: the one given, or a
@@ -54,7 +55,7 @@ from simlab.errors import Problem
 from simlab.platform.alarms import AlarmEngine
 from simlab.platform.api import PlatformState, create_app, serve_api
 from simlab.platform.historian import SqliteHistorian
-from simlab.platform.ingest import Ingest, IngestStats
+from simlab.platform.ingest import Ingest, IngestStats, Transport
 from simlab.platform.kpi import OeeResult, oee
 from simlab.platform.registry import AssetRegistry
 from simlab.platform.rules import RulesFile, RulesWatcher
@@ -153,6 +154,10 @@ class PlatformService:
         now: the lab's simulated time, seconds since the Unix epoch.
         sparkplug_groups: Sparkplug group ids to ingest; ``None`` takes the gateway's group
             when the scenario has a gateway, else every group.
+        prefer: the transport a tag that comes both as UNS JSON and as a Sparkplug metric
+            is stored from (see :mod:`simlab.platform.ingest`).
+        dual_tags: UNS paths known to come both ways (the lab's gateway's, when it
+            publishes both): stored from the preferred transport from the first sample.
     """
 
     def __init__(
@@ -166,6 +171,8 @@ class PlatformService:
         token: str | None = None,
         now: Callable[[], float],
         sparkplug_groups: Iterable[str] | None = None,
+        prefer: Transport = "uns",
+        dual_tags: Iterable[str] = (),
     ) -> None:
         if token is not None and not token.strip():
             raise ValueError("the API token must not be empty: pass None to generate one")
@@ -179,6 +186,8 @@ class PlatformService:
         if sparkplug_groups is None and scenario.gateway is not None:
             sparkplug_groups = [scenario.gateway.sparkplug_group]
         self._groups = None if sparkplug_groups is None else list(sparkplug_groups)
+        self._prefer: Transport = prefer
+        self._dual_tags = list(dual_tags)
 
         self._stack: contextlib.AsyncExitStack | None = None
         self._historian: SqliteHistorian | None = None
@@ -322,6 +331,8 @@ class PlatformService:
             uns_roots=[scenario.uns.enterprise],
             sparkplug_groups=self._groups,
             now=self._now,
+            prefer=self._prefer,
+            dual_tags=self._dual_tags,
         )
         client = MqttClient(
             self._broker_url,

@@ -16,6 +16,7 @@ from simlab.bus.client import (
     Message,
     MqttClient,
     Will,
+    _FilterSet,
     parse_broker_url,
 )
 
@@ -336,3 +337,88 @@ async def test_a_bounded_queue_drops_the_overflow_and_still_ends_on_close(
     payloads = [m.payload async for m in sub.messages()]
     assert len(payloads) == 4  # the first five minus the one dropped for the end marker
     assert set(payloads) < {b"0", b"1", b"2", b"3", b"4"}
+
+
+# --------------------------------------------------------------------------- batches
+
+
+async def test_message_batches_deliver_every_message_in_order_then_end_on_close(
+    broker_url: str, topic_prefix: str
+) -> None:
+    topic = f"{topic_prefix}/burst"
+    count = 300
+    sub = MqttClient(broker_url, subscriptions={topic: 1})
+    async with sub, MqttClient(broker_url) as pub:
+        await asyncio.gather(*(pub.publish(topic, f"{i}", qos=1) for i in range(count)))
+        async with asyncio.timeout(10):  # every message received, none read yet
+            while sub.stats.received < count:
+                await asyncio.sleep(0.01)
+        batches = sub.message_batches(max_size=64)
+        first = await anext(batches)
+        assert len(first) == 64, "a backlog comes in full batches"
+        got = list(first)
+        async with asyncio.timeout(5):
+            while len(got) < count:
+                batch = await anext(batches)
+                assert 1 <= len(batch) <= 64
+                got += batch
+    assert sorted(int(m.payload) for m in got) == list(range(count))  # each once
+    assert [m.payload for m in got][:64] == [m.payload for m in first]
+    with pytest.raises(StopAsyncIteration):  # closed: the batches end, and messages() too
+        await asyncio.wait_for(anext(batches), timeout=2)
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(sub.messages()), timeout=2)
+    with pytest.raises(ValueError, match="max_size"):
+        await anext(sub.message_batches(max_size=0))
+
+
+async def test_a_waiting_batch_reader_wakes_up_for_one_message_and_at_close(
+    embedded_broker: EmbeddedBroker, topic_prefix: str
+) -> None:
+    topic = f"{topic_prefix}/one"
+    async with MqttClient(embedded_broker.url, subscriptions={topic: 1}) as sub:
+        batches = sub.message_batches()
+
+        async def next_batch() -> list[Message]:
+            return await anext(batches)
+
+        reader = asyncio.create_task(next_batch())
+        await asyncio.sleep(0.05)
+        assert not reader.done()
+        async with MqttClient(embedded_broker.url) as pub:
+            await pub.publish(topic, b"x", qos=1)
+        [message] = await asyncio.wait_for(reader, timeout=5)
+        assert (message.topic, message.payload, message.qos) == (topic, b"x", 1)
+        ending = asyncio.create_task(next_batch())
+        await asyncio.sleep(0.05)
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(ending, timeout=2)
+
+
+async def test_messages_still_handed_over_at_close_come_before_the_end(
+    embedded_broker: EmbeddedBroker, topic_prefix: str
+) -> None:
+    topic = f"{topic_prefix}/late"
+    sub = MqttClient(embedded_broker.url, subscriptions={topic: 1})
+    async with sub, MqttClient(embedded_broker.url) as pub:
+        for i in range(5):
+            await pub.publish(topic, f"{i}", qos=1)
+        async with asyncio.timeout(5):  # all read by paho, maybe not yet queued
+            while len(sub._inbox) + sub.stats.received < 5:
+                await asyncio.sleep(0.01)
+    payloads = [m.payload async for m in sub.messages()]
+    assert payloads == [b"0", b"1", b"2", b"3", b"4"]
+
+
+def test_subscription_changes_forget_the_cached_topic_verdicts() -> None:
+    filters = _FilterSet()
+    filters.add("site/+/level")
+    assert filters.matches("site/tank1/level")
+    assert not filters.matches("other/tank1/level")
+    assert not filters.matches("$SYS/x")
+    filters.add("other/#")
+    assert filters.matches("other/tank1/level")
+    filters.discard("site/+/level")
+    assert not filters.matches("site/tank1/level")
+    filters.add("site/tank1/level")
+    assert filters.matches("site/tank1/level")

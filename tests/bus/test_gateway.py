@@ -20,12 +20,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
 import pytest
 
 from simlab.addresses import EndpointAddress
 from simlab.bus.broker import EmbeddedBroker
 from simlab.bus.client import Message, MqttClient, parse_broker_url
-from simlab.bus.gateway import EdgeGateway
+from simlab.bus.gateway import EdgeGateway, dual_transport_tags
 from simlab.bus.sparkplug import (
     BD_SEQ,
     REBIRTH,
@@ -636,3 +637,62 @@ def test_configuration_errors_name_the_source_and_the_fix() -> None:
         },
     )
     assert set(make(chosen, [modbus]).topics()) == {"plc1.level", "plc1.level_sp"}
+
+
+# --- the platform stores each reading once -------------------------------------------------
+
+
+def test_dual_transport_tags_are_the_polled_tags_when_the_gateway_publishes_both() -> None:
+    both = scenario("water-tank")
+    assert set(dual_transport_tags(both)) == {
+        both.uns_path("plc1", t.name)
+        for d in both.devices
+        if d.name == "plc1"
+        for t in d.tags
+        if t.modbus is not None
+    }
+    assert dual_transport_tags(scenario("water-tank", gateway={"publish": ["uns"]})) == []
+    assert dual_transport_tags(scenario("water-tank", gateway={"publish": ["sparkplug"]})) == []
+
+
+async def test_the_lab_platform_stores_each_gateway_reading_once(tmp_path: Path) -> None:
+    fast = scenario("water-tank", gateway={"poll_interval": 0.1})  # publishes uns and sparkplug
+    lab = Lab(fast, serve=True, auto_ports=True, state_dir=tmp_path, broker="embedded")
+    async with lab:
+        assert lab.it is not None and lab.it.platform is not None and lab.it.gateway is not None
+        platform, gw = lab.it.platform, lab.it.gateway
+        tags = modbus_tags(lab, "plc1")
+        for _ in range(3):
+            await lab.run_for(5.0)  # the level moves: UNS messages and DDATA metrics
+            await gw.poll_once()
+        sent = gw.stats.uns_published + gw.stats.sparkplug_published
+        stats = await platform.ingest.wait_until(
+            lambda s: s.received >= sent and s.committed == s.stored, timeout=10
+        )
+        assert gw.stats.births >= 1 and gw.stats.uns_published > len(tags)
+        # every UNS-named metric of the births, and the DDATA ones, left to UNS
+        assert stats.other_transport > len(tags)
+        assert stats.bad == {}
+
+        historian = platform.historian
+        for tag in tags:
+            path = fast.uns_path("plc1", tag)
+            rows = historian.history(path, 0, 1e12)
+            assert rows, path
+            assert {r.source for r in rows} == {"gateway:edge1"}, path  # UNS only
+            assert len({r.ts for r in rows}) == len(rows), f"{path}: a reading stored twice"
+        assert not any(t.tag.startswith("simlab/") for t in historian.tags())
+        level = fast.uns_path("plc1", "level")
+        assert len(historian.history(level, 0, 1e12)) >= 4  # the start and three cycles
+        asset = level.rsplit("/", 1)[0]
+        assert platform.registry.status(asset).state == "online"
+
+        headers = {"Authorization": f"Bearer {platform.token}"}
+        async with httpx.AsyncClient(base_url=platform.api_url, headers=headers) as api:
+            latest = (await api.get(f"/api/tags/{level}/latest")).json()
+            assert latest["value"] == pytest.approx(lab.devices["plc1"].tags["level"], abs=1e-6)
+            history = (await api.get(f"/api/tags/{level}/history?start=0&end=4000000000")).json()
+            samples = history["samples"]
+            assert len(samples) == len({s["ts"] for s in samples}) >= 4
+            assert samples[-1]["value"] == latest["value"]
+            assert {s["source"] for s in samples} == {"gateway:edge1"}

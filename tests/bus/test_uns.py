@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 
+from simlab.bus import uns as uns_module
 from simlab.bus.uns import (
     ISA95_LEVELS,
     MAX_PAYLOAD_BYTES,
     UNS_QOS,
     UNS_RETAIN,
+    UnsFields,
     UnsMessage,
     UnsPath,
     UnsPayloadError,
     UnsTopicError,
+    _fast_fields,
+    _parse_strict,
     format_ts,
     parse_ts,
+    parse_uns_payload,
     parse_uns_topic,
     quality_severity,
     uns_topic,
@@ -266,3 +272,113 @@ def test_constructor_validates_too() -> None:
     with pytest.raises(UnsPayloadError) as caught:
         UnsMessage(1, None, TS, "")
     assert caught.value.field == "source"
+
+
+# --- the fast path agrees with the strict parser ------------------------------------------
+
+_VALID = b'{"value":2.41,"unit":"bar","ts":"2026-03-01T08:15:02.250Z","ts_ms":1772352902250,'
+_TAIL = b'"quality":"Good","source":"plc-1"}'
+
+# Payloads the fast path must accept exactly as the strict parser does, or leave to it.
+_CORPUS: list[bytes] = [
+    _VALID + _TAIL,
+    _raw(_doc()),  # json.dumps' ", " and ": " separators
+    b"  " + _VALID + _TAIL + b"\n",  # surrounding blanks
+    _raw(_doc(value="a:b:c", unit="m:s", source="opc.tcp://plc:4840", quality="GoodClamped")),
+    _raw(_doc(value="é ünïcode", unit=None)),
+    _raw(_doc(value=True)),
+    _raw(_doc(value=0)),
+    _raw(_doc(value=2**80)),
+    _raw(_doc(value=None, quality="BadSensorFailure")),
+    _raw(_doc(value="x\u003ay")),  # json.dumps writes ':' plainly; see the escapes below
+    _raw(_doc(ts="2026-03-01T08:15:02.250Z", ts_ms=TS)),
+    _raw(_doc(ts="1970-01-01T00:00:00.000Z", ts_ms=0)),
+    _raw(_doc(ts="9999-12-31T23:59:59.999Z", ts_ms=253_402_300_799_999)),
+    # duplicates the plain C decoder would silently collapse
+    b'{"value":1,"value":2,"unit":null,"ts":"2026-03-01T08:15:02.250Z","ts_ms":1772352902250,'
+    + _TAIL,
+    _VALID + b'"quality":"Good","source":"plc-1","source":"plc-2"}',
+    _VALID + b'"quality":"Good","source":"a","source":"b:c"}',
+    b'{"ts":"2026-03-01T08:15:02.251Z",' + _VALID[1:] + _TAIL,  # same ts twice
+    b'{"value":{"a":1},"value":2,"unit":"bar","ts":"2026-03-01T08:15:02.250Z",'
+    b'"ts_ms":1772352902250,' + _TAIL,
+    b'{"valu\\u0065":1,' + _VALID[1:] + _TAIL,  # an escaped duplicate key
+    b'{"value":"x\\u003ay",' + _VALID[15:] + _TAIL,  # an escaped colon in a string
+    _VALID + b'"quality":"Good","source":"plc-1" , "value" : 3}',
+    # wrong or missing in many ways
+    _VALID + b'"quality":"Good"}',
+    _VALID + b'"quality":"Good","source":"plc-1","extra":1}',
+    _VALID + b'"quality":"good","source":"plc-1"}',
+    _VALID + b'"quality":"Good","source":""}',
+    _VALID.replace(b"250Z", b"251Z") + _TAIL,
+    _VALID.replace(b"250Z", b"250+00:00") + _TAIL,
+    _VALID.replace(b"1772352902250", b"1772352902250.0") + _TAIL,
+    _VALID.replace(b"1772352902250", b"true") + _TAIL,
+    _VALID.replace(b"2.41", b"NaN") + _TAIL,
+    _VALID.replace(b"2.41", b"1e999") + _TAIL,
+    _VALID.replace(b"2.41", b"[1, 2]") + _TAIL,
+    _VALID.replace(b"2.41", b"9" * 5000) + _TAIL,  # over Python's int digits limit
+    _VALID.replace(b'"bar"', b'""') + _TAIL,
+    _VALID + _TAIL + b"x",
+    b"\xef\xbb\xbf" + _VALID + _TAIL,  # a UTF-8 BOM
+    (_VALID + _TAIL).decode().encode("utf-16"),
+    b"[" + _VALID + _TAIL + b"]",
+    b"",
+    b"null",
+]
+
+
+def _outcome(parse: Callable[[bytes], object], data: bytes) -> object:
+    try:
+        return parse(data)
+    except UnsPayloadError as err:
+        return ("error", err.field, str(err))
+
+
+def _strict_fields(data: bytes) -> UnsFields:
+    message = _parse_strict(data)
+    return UnsFields(message.value, message.unit, message.ts_ms, message.quality, message.source)
+
+
+@pytest.mark.parametrize("data", _CORPUS)
+def test_parse_uns_payload_gives_what_the_strict_parser_gives(data: bytes) -> None:
+    fast = _outcome(parse_uns_payload, data)
+    assert fast == _outcome(_strict_fields, data)
+    message = _outcome(UnsMessage.from_json, data)
+    if isinstance(fast, UnsFields):
+        assert isinstance(message, UnsMessage)
+        assert (message.value, message.unit, message.ts_ms, message.quality, message.source) == (
+            fast
+        )
+        assert type(message.value) is type(fast.value)
+    else:
+        assert message == fast  # the same error, field and words
+
+
+def test_the_fast_path_takes_the_common_payloads_and_leaves_the_rest() -> None:
+    assert _fast_fields(_VALID + _TAIL) == UnsFields(2.41, "bar", TS, "Good", "plc-1")
+    assert _fast_fields(_raw(_doc(value="a:b", source="x:y"))) is not None
+    for left in (
+        _VALID.replace(b"2.41", b"null") + _TAIL.replace(b"Good", b"Bad"),  # a null value
+        b'{"value":1,"value":2,"unit":null,"ts":"2026-03-01T08:15:02.250Z",'
+        b'"ts_ms":1772352902250,' + _TAIL,
+        b'{"value":"x\\u003ay",' + _VALID[15:] + _TAIL,
+        b" " + _VALID + _TAIL,
+    ):
+        assert _fast_fields(left) is None
+
+
+def test_many_seconds_and_qualities_keep_the_caches_bounded() -> None:
+    for k in range(5000):
+        payload = UnsMessage(float(k), None, TS + 1000 * k, "s", f"GoodQ{k}").to_json()
+        assert parse_uns_payload(payload).ts_ms == TS + 1000 * k
+    assert len(uns_module._ts_prefixes) <= uns_module._CACHE_LIMIT
+    assert len(uns_module._qualities) <= uns_module._CACHE_LIMIT
+
+
+def test_str_bytearray_and_memoryview_payloads_are_accepted() -> None:
+    data = _VALID + _TAIL
+    expected = parse_uns_payload(data)
+    assert parse_uns_payload(data.decode()) == expected
+    assert parse_uns_payload(bytearray(data)) == expected
+    assert parse_uns_payload(memoryview(data)) == expected

@@ -456,6 +456,130 @@ def test_commands_state_and_other_groups_are_ignored(
     assert ingest.stats.bad == {} and historian.count() == 0
 
 
+# --------------------------------------------------------------------------- one transport per tag
+
+
+def sources(historian: SqliteHistorian, tag: str) -> set[str]:
+    return {s.source for s in historian.history(tag, 0, 1e12)}
+
+
+async def test_handle_batch_is_handle_in_order_with_one_check_of_the_waiters(
+    platform: tuple[SqliteHistorian, AlarmEngine, AssetRegistry],
+) -> None:
+    historian, alarms, registry = platform
+    ingest = Ingest(historian, alarms, registry)
+    session = edge_session()
+    session.new_connection(timestamp_ms=T0_MS)
+    births = [msg(m.topic, m.payload) for m in session.on_connect(timestamp_ms=T0_MS)]
+    session.node_data({LEVEL: 0.6}, timestamp_ms=T0_MS + 100)  # lost on the way
+    after = session.node_data({LEVEL: 0.7}, timestamp_ms=T0_MS + 200)
+    assert after is not None
+    batch = [
+        *births,
+        msg(SPEED.replace("speed", "flow"), uns(1.0)),
+        msg(after.topic, after.payload),
+    ]
+    checked: list[int] = []
+
+    def predicate(stats: IngestStats) -> bool:
+        checked.append(stats.received)
+        return stats.received >= len(batch)
+
+    waiter = asyncio.create_task(ingest.wait_until(predicate, timeout=5))
+    await asyncio.sleep(0)
+    [request] = ingest.handle_batch(batch)
+    assert request.topic == "spBv1.0/g1/NCMD/edge1"  # the gap in the last message
+    assert (await waiter).received == len(batch)
+    assert checked == [0, len(batch)]  # once on waiting, once after the whole batch
+    ingest.flush()
+    assert values(historian, LEVEL) == [0.5, 0.7]
+    assert values(historian, SPEED.replace("speed", "flow")) == [1.0]
+    assert ingest.stats.gaps == 1
+
+
+def test_a_tag_with_a_uns_source_is_not_stored_again_from_sparkplug(
+    platform: tuple[SqliteHistorian, AlarmEngine, AssetRegistry],
+) -> None:
+    historian, alarms, registry = platform
+    alarms.replace_definitions([AlarmDefinition(name="LEVEL_HI", tag=LEVEL, kind="HI", limit=0.8)])
+    ingest = Ingest(historian, alarms, registry)
+    session = edge_session()
+    birth(ingest, session)  # before any UNS message: Sparkplug is the tag's only source
+    ingest.handle(msg(LEVEL, uns(0.55, T0_MS + 50, source="gateway:edge1")))
+    data = [
+        session.node_data({LEVEL: 0.9, "Inputs/Counter": 7}, timestamp_ms=T0_MS + 100),
+        session.device_data("pump", {SPEED: 42.5}, timestamp_ms=T0_MS + 100),
+    ]
+    for message in data:
+        assert message is not None
+        ingest.handle(msg(message.topic, message.payload))
+    ingest.handle(msg(LEVEL, uns(0.6, T0_MS + 100, source="gateway:edge1")))
+    ingest.flush()
+
+    assert values(historian, LEVEL) == [0.5, 0.55, 0.6]  # the birth, then UNS only
+    assert sources(historian, LEVEL) == {"spBv1.0/g1/edge1", "gateway:edge1"}
+    assert ingest.stats.other_transport == 1  # the NDATA level
+    assert values(historian, "g1/edge1/Inputs/Counter") == [0, 7]  # not a UNS path: kept
+    assert values(historian, SPEED) == [0.0, 42.5]  # no UNS source: kept
+    assert registry.tag(LEVEL).value == 0.6
+    assert alarms.statuses()[0].state is AlarmState.CLEARED_ACK  # 0.9 never reached them
+    latest = historian.latest(LEVEL)
+    assert latest is not None and (latest.value, latest.source) == (0.6, "gateway:edge1")
+
+
+def test_dual_tags_are_held_by_uns_from_the_start_while_births_still_tell_the_state(
+    platform: tuple[SqliteHistorian, AlarmEngine, AssetRegistry],
+) -> None:
+    historian, alarms, registry = platform
+    ingest = Ingest(historian, alarms, registry, dual_tags=[LEVEL, SPEED])
+    session = edge_session()
+    birth(ingest, session)
+    assert ingest.stats.other_transport == 2  # LEVEL and SPEED in the births
+    assert registry.status("acme/lyon/water/line-1/tank-cell/tank-1").state == "online"
+    ddeath = session.device_death("pump", timestamp_ms=T0_MS + 100)
+    ingest.handle(msg(ddeath.topic, ddeath.payload))
+    assert registry.status("acme/lyon/water/line-1/pumps/pump-1").state == "stale"
+    ingest.handle(msg(LEVEL, uns(0.5, T0_MS, source="gateway:edge1")))
+    ingest.flush()
+    assert {t.tag for t in historian.tags()} == {
+        LEVEL,
+        "g1/edge1/Inputs/Counter",
+        "g1/edge1/pump/Running",
+    }
+    assert sources(historian, LEVEL) == {"gateway:edge1"}
+
+
+def test_prefer_sparkplug_stores_uns_only_while_no_sparkplug_session_holds_the_tag(
+    platform: tuple[SqliteHistorian, AlarmEngine, AssetRegistry],
+) -> None:
+    historian, alarms, registry = platform
+    ingest = Ingest(historian, alarms, registry, prefer="sparkplug", dual_tags=[SPEED])
+    ingest.handle(msg(SPEED, uns(1.0, T0_MS - 100)))  # dual: expected from Sparkplug
+    ingest.handle(msg(LEVEL, uns(0.4, T0_MS - 100)))  # no Sparkplug source (yet)
+    session = edge_session()
+    birth(ingest, session)
+    ingest.handle(msg(SPEED, uns(2.0, T0_MS + 50)))  # the device is born: left out
+    ingest.handle(msg(LEVEL, uns(0.45, T0_MS + 50)))  # the node is born: left out
+    ddeath = session.device_death("pump", timestamp_ms=T0_MS + 100)
+    ingest.handle(msg(ddeath.topic, ddeath.payload))
+    ingest.handle(msg(SPEED, uns(None, T0_MS + 150, quality="BadCommunicationError")))
+    ingest.handle(msg(LEVEL, uns(0.47, T0_MS + 150)))  # its node lives: left out
+    dbirth = session.device_birth("pump", timestamp_ms=T0_MS + 200)
+    ingest.handle(msg(dbirth.topic, dbirth.payload))
+    ingest.handle(msg(SPEED, uns(3.0, T0_MS + 250)))
+    ndeath = session.disconnect(timestamp_ms=T0_MS + 300)
+    ingest.handle(msg(ndeath.topic, ndeath.payload))
+    ingest.handle(msg(SPEED, uns(4.0, T0_MS + 350)))  # no session at all: stored
+    ingest.handle(msg(LEVEL, uns(0.5, T0_MS + 350)))
+    ingest.flush()
+
+    assert values(historian, SPEED) == [0.0, None, 0.0, 4.0]  # birth, UNS, rebirth, UNS
+    assert values(historian, LEVEL) == [0.4, 0.5, 0.5]  # UNS, birth, UNS
+    assert ingest.stats.other_transport == 5
+    with pytest.raises(ValueError, match="prefer"):
+        Ingest(historian, alarms, registry, prefer="opcua")  # type: ignore[arg-type]
+
+
 # --------------------------------------------------------------------------- run(): real brokers
 
 
