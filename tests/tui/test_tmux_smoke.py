@@ -65,7 +65,7 @@ def test_simlab_opens_moves_through_the_screens_and_quits_cleanly(
     for key, marker in [
         ("4", "Read"),  # the Modbus poller
         ("3", "Objects"),  # the OPC UA browser
-        ("5", "spBv1.0"),  # the MQTT explorer sees the gateway's births
+        ("5", "DDATA"),  # the MQTT explorer sees the gateway's Sparkplug data
         ("6", "Alarms"),
         ("7", "Active faults"),
         ("1", "simlab init"),  # no workspace here: the exercises screen says how
