@@ -6,7 +6,8 @@ of them (``--wrong``) with the word order decoded wrongly, then grades the class
 gradebook, JUnit) and prints the wall time, the CPU time, the peak memory of the whole
 process tree (sampled every 0.5 s: the grader, its workers and the apprentices' programs)
 and whether every submission got the verdict it deserves. Each gateway runs until the
-exercise's time limit (90 s), so the wall time is set by how many labs run at once.
+exercise's time limit (90 s of lab time: 30 wall seconds at the lab's clock speed 3), so the
+wall time is set by how many labs run at once.
 
 Run: ``.venv/bin/python benchmarks/batch_grading.py [--jobs N] [--count 30] [--wrong 4]
 [--isolation process|inline]``
@@ -132,10 +133,11 @@ def main() -> None:
             exercise_ids=["modbus-gateway"],
         )
         out = root / "out"
-        limit = plan.jobs[0].time_limit_s
+        job = plan.jobs[0]
         print(
             f"grading {len(plan.jobs)} gateway submissions ({len(wrong_ids)} with a wrong word "
-            f"order), time limit {limit:g} s, {args.jobs} labs at once, "
+            f"order), time limit {job.time_limit_s:g} s of lab time ({job.wall_limit_s:g} s "
+            f"at clock speed {job.clock_speed:g}), {args.jobs} labs at once, "
             f"{args.isolation} isolation, {os.cpu_count()} CPU cores",
             flush=True,
         )

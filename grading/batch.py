@@ -47,7 +47,7 @@ from grading.reports import (
     read_result_json,
     result_json,
 )
-from grading.runner import run_exercise
+from grading.runner import clock_speed, run_exercise
 from grading.variants import variant_seed
 from simlab.scenario.checks import did_you_mean
 
@@ -76,8 +76,11 @@ third of the CPU (``benchmarks/batch_grading.py``)."""
 MB_PER_LAB = 250
 """Memory of one lab at work: its worker (about 160 MB) and the apprentice's program."""
 WATCHDOG_MARGIN_S = 90.0
-"""Seconds a job may run past twice its time limit (lab start, settle, stop) before the
+"""Wall seconds a job may run past twice its time limit (lab start, settle, stop) before the
 worker is killed: generous, since a loaded machine starts labs slowly."""
+UNKNOWN_LIMIT_S = 600.0
+"""The time limit the watchdog assumes for a job that does not say (the worker looks the
+exercise's limit up in its course manifest)."""
 LAB_RETRIES = 2
 """Extra runs for a job whose lab could not start (16 labs starting at once on 2 cores
 lost one start in 26 to a free port taken in between)."""
@@ -100,7 +103,9 @@ class BatchError(GradingError):
 class GradeJob:
     """One submission to grade: ``submission`` is a folder with the apprentice's files for
     the exercise in ``exercise_folder`` (both absolute). The submission is copied before
-    it runs, so grading never changes it."""
+    it runs, so grading never changes it. ``time_limit_s`` is lab time (None: the
+    exercise's own); ``clock_speed`` the speed of its lab's clock, which turns the limit
+    into wall time for the watchdog."""
 
     exercise_folder: Path
     exercise_id: str
@@ -109,6 +114,7 @@ class GradeJob:
     course_secret: str
     time_limit_s: float | None = None
     memory_mb: int | None = None
+    clock_speed: float = 1.0
 
     def to_json(self) -> str:
         """One line of JSON."""
@@ -124,6 +130,7 @@ class GradeJob:
             "course_secret": self.course_secret,
             "time_limit_s": self.time_limit_s,
             "memory_mb": self.memory_mb,
+            "clock_speed": self.clock_speed,
         }
 
     @classmethod
@@ -142,12 +149,18 @@ class GradeJob:
             course_secret=str(data["course_secret"]),
             time_limit_s=data.get("time_limit_s"),
             memory_mb=data.get("memory_mb"),
+            clock_speed=float(data.get("clock_speed") or 1.0),
         )
 
     @property
+    def wall_limit_s(self) -> float:
+        """The time limit in wall seconds (:data:`UNKNOWN_LIMIT_S` lab seconds when unset)."""
+        return (self.time_limit_s or UNKNOWN_LIMIT_S) / self.clock_speed
+
+    @property
     def watchdog_s(self) -> float:
-        """Seconds after which the job's worker is killed."""
-        return 2 * (self.time_limit_s or 60.0) + WATCHDOG_MARGIN_S
+        """Wall seconds after which the job's worker is killed."""
+        return 2 * self.wall_limit_s + WATCHDOG_MARGIN_S
 
 
 @dataclass(frozen=True)
@@ -184,7 +197,8 @@ def default_jobs() -> int:
 
 
 def time_limit_of(exercise: Exercise, entry: ManifestEntry) -> float:
-    """The time limit a submission runs with: the exercise's, else its manifest entry's."""
+    """The time limit a submission runs with, in lab seconds: the exercise's, else its
+    manifest entry's."""
     return exercise.time_limit_s or entry.time_limit_s
 
 
@@ -388,7 +402,7 @@ class _Worker:
         except TimeoutError:
             raise _WorkerLost(
                 f"the grader stopped this submission after {job.watchdog_s:g} s: its lab did "
-                f"not finish (time limit {job.time_limit_s or 60:g} s)"
+                f"not finish (time limit {job.wall_limit_s:g} s of wall time)"
             ) from None
         except (ConnectionError, ValueError, asyncio.LimitOverrunError) as err:
             raise _WorkerLost(f"the grading worker broke down: {err}") from None
@@ -574,8 +588,8 @@ def plan_class(
 ) -> ClassPlan:
     """Jobs for ``submissions/<apprentice id>/<exercise folder>/`` of every roster apprentice
     and every exercise (or ``exercise_ids``). Exercises are loaded only when someone handed
-    them in; one that cannot be loaded is a :class:`BatchError`. ``time_limit_s`` overrides
-    the exercises' limits."""
+    them in; one that cannot be loaded is a :class:`BatchError`. ``time_limit_s`` (lab
+    seconds) overrides the exercises' limits."""
     if not submissions.is_dir():
         raise BatchError(f"the submissions folder {submissions} does not exist")
     entries = resolve_entries(manifest, exercise_ids)
@@ -587,6 +601,7 @@ def plan_class(
     )
     jobs: list[GradeJob] = []
     exercises: dict[str, Exercise] = {}
+    speeds: dict[str, float] = {}
     missing: list[tuple[str, str]] = []
     for apprentice in roster:
         for entry in entries:
@@ -596,6 +611,8 @@ def plan_class(
                 continue
             exercise = exercises.get(entry.id) or _load_for_batch(manifest, entry)
             exercises[entry.id] = exercise
+            if entry.id not in speeds:
+                speeds[entry.id] = _clock_speed(exercise)
             jobs.append(
                 GradeJob(
                     exercise_folder=exercise.folder.resolve(),
@@ -605,9 +622,20 @@ def plan_class(
                     course_secret=course_secret,
                     time_limit_s=time_limit_s or time_limit_of(exercise, entry),
                     memory_mb=memory_mb,
+                    clock_speed=speeds[entry.id],
                 )
             )
     return ClassPlan(jobs, exercises, missing, strangers)
+
+
+def _clock_speed(exercise: Exercise) -> float:
+    try:
+        return clock_speed(exercise)
+    except ManifestError as err:
+        raise BatchError(
+            f"the scenario of exercise {exercise.id!r} cannot be built, so its submissions "
+            f"cannot be graded (run 'simlab lint'):\n{err}"
+        ) from None
 
 
 def _load_for_batch(manifest: Manifest, entry: ManifestEntry) -> Exercise:

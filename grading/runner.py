@@ -21,12 +21,19 @@ variables (ports differ between labs):
 ``SIMLAB_ANSWERS``        where the program may write its answers (JSON file)
 ========================  =========================================================
 
-A program still running at the time limit is stopped (SIGTERM, then SIGKILL): services
-such as gateways are meant to be stopped that way. Other modes let the lab run for the
-time limit: ``answers`` reads ``answers.yaml`` (or ``.json``) from the submission,
-``rules`` makes the submission's ``rules.yaml`` the platform's rules file, ``tool`` grades
-what the lab observed from outside tools in that window. Whatever happens, the result
-says so: a crash, a timeout or a broken check never escapes as an exception.
+Time limits are **lab time**: a lab at clock speed 4 reaches a 120 s limit after 30 wall
+seconds (:mod:`grading.horizon` plans each run). A program still running at the time limit
+is stopped (SIGTERM, then SIGKILL): services such as gateways are meant to be stopped that
+way; the lab then settles and, when a check reads the truth over a window that ends later,
+runs on to its end. Other modes run until the evidence their checks need is complete
+(the time limit when a check looks at the whole run): ``answers`` reads ``answers.yaml``
+(or ``.json``) from the submission, ``rules`` makes the submission's ``rules.yaml`` the
+platform's rules file, ``tool`` grades what the lab observed from outside tools in the
+whole window. ``hold=True`` (``simlab check``: the apprentice investigates the lab with
+their own tools) keeps every lab up for the whole limit. An ``answers`` exercise whose
+checks only read the truth runs on a virtual clock unless held: the same plant, at CPU
+speed. Whatever happens, the result says so: a crash, a timeout or a broken check never
+escapes as an exception.
 """
 
 from __future__ import annotations
@@ -39,7 +46,6 @@ import resource
 import shutil
 import signal
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,25 +54,36 @@ from typing import Any
 
 from grading.checks import run_check
 from grading.evidence import Evidence, EvidenceError, PlatformEvidence, ProgramRun, read_answers
-from grading.manifest import Exercise, build_scenario
-from grading.model import CheckResult, ExerciseResult
+from grading.horizon import RunPlan, plan_run
+from grading.manifest import MANIFEST_FILE, Exercise, ManifestError, build_scenario, load_manifest
+from grading.model import CheckResult, ExerciseResult, GradingError
 from grading.variants import draw_variant, variant_seed
 from simlab.bus.recorder import BusRecorder
 from simlab.clock import RealTimeClock
 from simlab.errors import SimlabError
 from simlab.lab import Lab
 
-__all__ = ["ANSWER_FILES", "RunLimits", "exercise_variant", "run_exercise"]
+__all__ = [
+    "ANSWER_FILES",
+    "RunLimits",
+    "clock_speed",
+    "exercise_time_limit",
+    "exercise_variant",
+    "run_exercise",
+]
 
 ANSWER_FILES = ("answers.yaml", "answers.yml", "answers.json")
-SETTLE_S = 2.0  # the lab keeps running this long after the program ends
+SETTLE_S = 2.0  # wall seconds the lab runs on after the program ends (or the evidence) at most
+QUIET_S = 0.5  # ... or until the bus has been this quiet: the program's last messages are in
+POLL_S = 0.25  # wall seconds between looks at whether a run's evidence is complete
 KILL_GRACE_S = 2.0
 OUTPUT_LIMIT = 64 * 1024  # characters of stdout/stderr kept as evidence
 
 
 @dataclass(frozen=True)
 class RunLimits:
-    """Limits of a submission's run (batch grading sets a memory limit)."""
+    """Limits of a submission's run: ``time_limit_s`` in lab seconds (batch grading also
+    sets a memory limit)."""
 
     time_limit_s: float
     memory_mb: int | None = None
@@ -80,6 +97,34 @@ def exercise_variant(
     return seed, draw_variant(exercise.variant, seed)
 
 
+def exercise_time_limit(exercise: Exercise) -> float:
+    """The exercise's time limit in lab seconds: its own ``time_limit_s``, else its entry's
+    in the course manifest next to its folder. :class:`GradingError` when neither has one."""
+    if exercise.time_limit_s is not None:
+        return exercise.time_limit_s
+    manifest_path = exercise.folder.parent / MANIFEST_FILE
+    if manifest_path.is_file():
+        try:
+            manifest = load_manifest(manifest_path)
+        except ManifestError as err:
+            raise GradingError(f"the course manifest cannot be read:\n{err}") from None
+        for entry in manifest.exercises:
+            if entry.id == exercise.id:
+                return entry.time_limit_s
+    raise GradingError(
+        f"exercise {exercise.id!r} has no time limit: no time_limit_s in its exercise.yaml and "
+        f"no entry for it in {manifest_path}"
+    )
+
+
+def clock_speed(exercise: Exercise, variant: Mapping[str, Any] | None = None) -> float:
+    """The speed of the exercise's lab clock (lab seconds per wall second), with ``variant``
+    (default: the variant of seed 0)."""
+    if variant is None:
+        variant = draw_variant(exercise.variant, 0)
+    return build_scenario(exercise, variant).clock.speed
+
+
 async def run_exercise(
     exercise: Exercise,
     submission: Path,
@@ -89,14 +134,19 @@ async def run_exercise(
     state_dir: Path,
     time_limit_s: float | None = None,
     memory_mb: int | None = None,
+    hold: bool = False,
 ) -> ExerciseResult:
-    """Grade ``submission`` (a folder with the apprentice's files) for ``exercise``."""
+    """Grade ``submission`` (a folder with the apprentice's files) for ``exercise``.
+
+    ``time_limit_s`` (lab seconds) defaults to :func:`exercise_time_limit`; ``hold`` keeps
+    the lab up for the whole limit (someone investigates it), see the module docstring.
+    """
     started = datetime.now(UTC)
     submission = submission.resolve()  # the program runs with the submission as its cwd
     seed, variant = exercise_variant(exercise, apprentice, course_secret)
-    limits = RunLimits(time_limit_s or exercise.time_limit_s or 60.0, memory_mb)
     try:
-        checks, error = await _run(exercise, submission, variant, limits, state_dir)
+        limits = RunLimits(time_limit_s or exercise_time_limit(exercise), memory_mb)
+        checks, error = await _run(exercise, submission, variant, limits, state_dir, hold=hold)
     except SimlabError as err:  # the exercise itself cannot run: say so, grade nothing
         checks, error = _not_run(exercise, f"the lab could not run: {err}"), str(err)
     return ExerciseResult(
@@ -116,8 +166,13 @@ async def _run(
     variant: dict[str, Any],
     limits: RunLimits,
     state_dir: Path,
+    *,
+    hold: bool,
 ) -> tuple[list[CheckResult], str | None]:
     scenario = build_scenario(exercise, variant)
+    plan = plan_run(exercise, scenario, variant, limits.time_limit_s, hold=hold)
+    if plan.virtual:
+        return await _run_virtual(exercise, submission, Lab(scenario), variant, plan)
     state_dir.mkdir(parents=True, exist_ok=True)
     if exercise.mode == "rules":
         _install_rules(submission, state_dir)
@@ -137,15 +192,17 @@ async def _run(
         async with BusRecorder(lab.it.broker.url, now=lambda: lab.time) as recorder:
             if exercise.mode == "program":
                 env = _environment(lab, variant, state_dir)
-                program = await _run_program(exercise, submission, env, limits)
+                program = await _run_program(exercise, submission, env, limits, plan=plan, lab=lab)
                 if program.timed_out:
                     error = None  # services are stopped at the limit; checks decide
                 elif program.exit_status is None:
                     error = "the program could not start"
-                await asyncio.sleep(SETTLE_S)
+                await _settle(recorder)
+                await _run_until(lab, plan.reach_s)  # a check's window reaches that far
                 answers = _program_answers(state_dir)
             else:
-                await asyncio.sleep(limits.time_limit_s)
+                await _run_passive(lab, plan)
+                await asyncio.sleep(SETTLE_S)  # what the last instants sent reaches the platform
                 if exercise.mode == "answers":
                     answers, error = _submission_answers(submission)
             await recorder.retained(quiet_s=0.2, timeout=2.0)
@@ -160,6 +217,55 @@ async def _run(
             with _exercise_on_path(exercise.folder):
                 checks = [run_check(spec, evidence, variant) for spec in exercise.checks]
     return checks, error
+
+
+async def _run_virtual(
+    exercise: Exercise, submission: Path, lab: Lab, variant: dict[str, Any], plan: RunPlan
+) -> tuple[list[CheckResult], str | None]:
+    """An answers exercise whose checks read only the truth: the lab on its virtual clock,
+    no endpoints, no bus, as fast as the CPU steps it."""
+    answers, error = _submission_answers(submission)
+    async with lab:
+        await lab.run_until(plan.end_s)
+        evidence = Evidence.from_lab(lab, answers=answers)
+        with _exercise_on_path(exercise.folder):
+            checks = [run_check(spec, evidence, variant) for spec in exercise.checks]
+    return checks, error
+
+
+async def _settle(recorder: BusRecorder) -> None:
+    """Let the lab run on until the bus has been quiet for :data:`QUIET_S` (what the program
+    sent last has reached the recorder and the platform, which subscribe to the same
+    broker), :data:`SETTLE_S` at most."""
+    loop = asyncio.get_running_loop()
+    started = since = loop.time()
+    heard = -1
+    while (now := loop.time()) - started < SETTLE_S:
+        count = len(recorder) + recorder.dropped
+        if count != heard:
+            heard, since = count, now
+        elif now - since >= QUIET_S:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def _run_passive(lab: Lab, plan: RunPlan) -> None:
+    """Let a lab without a program run until its checks' evidence is complete (a held run:
+    its whole limit)."""
+    platform = lab.it.platform if lab.it is not None else None
+    alarms = None if plan.hold or platform is None else platform.alarms
+    epoch = lab.clock.epoch.timestamp()
+    while lab.time < plan.end_s and not (
+        alarms is not None and plan.complete(lab.time, alarms, epoch)
+    ):
+        await asyncio.sleep(min(POLL_S, max((plan.end_s - lab.time) / plan.speed, 0.01)))
+
+
+async def _run_until(lab: Lab, sim_time: float) -> None:
+    """Let a real-time lab run until its time reaches ``sim_time``."""
+    speed = lab.clock.speed if isinstance(lab.clock, RealTimeClock) else 1.0
+    while lab.time < sim_time:
+        await asyncio.sleep(max((sim_time - lab.time) / speed, 0.01))
 
 
 def _not_run(exercise: Exercise, reason: str) -> list[CheckResult]:
@@ -233,14 +339,22 @@ def _program_file(exercise: Exercise, submission: Path) -> Path | None:
 
 
 async def _run_program(
-    exercise: Exercise, submission: Path, env: dict[str, str], limits: RunLimits
+    exercise: Exercise,
+    submission: Path,
+    env: dict[str, str],
+    limits: RunLimits,
+    *,
+    plan: RunPlan,
+    lab: Lab,
 ) -> ProgramRun:
-    """Run the submission's program with its limits; never raises."""
+    """Run the submission's program with its limits (stopped after ``plan.wall_limit_s``
+    wall seconds, the time limit in lab time); never raises. Its duration is in lab
+    seconds, like its limit."""
     main = _program_file(exercise, submission)
     if main is None or not main.is_file():
         expected = main.name if main is not None else "a .py file"
         return ProgramRun(None, stderr=f"no program: {expected} is missing from {submission}")
-    started = time.monotonic()
+    started = lab.clock.now()
     try:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -255,7 +369,8 @@ async def _run_program(
     except OSError as err:
         return ProgramRun(None, stderr=f"cannot start {main}: {err}")
     output = asyncio.ensure_future(process.communicate())  # kept: it holds what was read
-    done, _ = await asyncio.wait({output}, timeout=limits.time_limit_s)
+    done, _ = await asyncio.wait({output}, timeout=plan.wall_limit_s)
+    duration = lab.clock.now() - started
     timed_out = not done
     if timed_out:
         await _stop(process, output)
@@ -265,7 +380,7 @@ async def _run_program(
         stdout=stdout.decode("utf-8", "replace")[-OUTPUT_LIMIT:],
         stderr=stderr.decode("utf-8", "replace")[-OUTPUT_LIMIT:],
         timed_out=timed_out,
-        duration_s=time.monotonic() - started,
+        duration_s=duration,
         time_limit_s=limits.time_limit_s,
     )
 

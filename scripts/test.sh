@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): sets up .venv on first use, then runs
-# lint, format check, types, the import contract and the test suite.
+# lint, format check, types, the import contract, the test suite and the course lint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,5 +41,17 @@ elif [ "${CI:-}" = true ]; then
 fi
 # Whole-exercise runs take minutes each: `bash scripts/test.sh -m slow` runs them.
 echo "== pytest"
-if [ $# -eq 0 ]; then set -- -m "not slow"; fi
+full_run=false
+if [ $# -eq 0 ]; then full_run=true; set -- -m "not slow"; fi
 .venv/bin/python -m pytest -n 2 -q "$@"
+
+# The curriculum lints itself: for SIMLAB_LINT_VARIANTS random apprentices (2) per exercise,
+# every starter fails and every solution passes, each in a lab of its own; it fails the run
+# otherwise. About 2.5 min on 2 cores, so only the full run does it (0 skips it). The seed is
+# printed: SIMLAB_LINT_SEED=<seed> draws the same apprentices again.
+lint_variants=${SIMLAB_LINT_VARIANTS:-2}
+if [ "$full_run" = true ] && [ "$lint_variants" -gt 0 ]; then
+    echo "== course lint ($lint_variants apprentices per exercise)"
+    .venv/bin/simlab lint --variants "$lint_variants" --jobs $((3 * $(nproc))) \
+        ${SIMLAB_LINT_SEED:+--seed "$SIMLAB_LINT_SEED"}
+fi

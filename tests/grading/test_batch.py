@@ -82,7 +82,7 @@ def grade(root: Path, submissions: Path, roster: Path, *extra: str) -> int:
             "--course",
             str(COURSE),
             "--time-limit",
-            "3",
+            "30",  # lab seconds: 3 s of wall time at the fixture's clock speed 10
             *extra,
         ]
     )
@@ -135,7 +135,7 @@ def test_a_class_with_crashing_hanging_and_hostile_submissions_is_graded_in_full
     assert "0 is not within 0.001 of the expected value" in feedback("wrong")
     assert "Next hint (1 of 3)" in feedback("wrong")
     assert "RuntimeError: boom" in feedback("crash")
-    assert "did not finish within its time limit of 3 s" in feedback("hang")
+    assert "did not finish within its time limit of 30 s" in feedback("hang")
     assert "MemoryError" in feedback("hostile")
     assert "did not run to the end:** the grading worker died" in feedback("killer")
 
@@ -167,7 +167,7 @@ def test_a_class_with_crashing_hanging_and_hostile_submissions_is_graded_in_full
 
 def test_regrading_the_same_submission_gives_the_same_score() -> None:
     job = GradeJob(
-        EXERCISE.resolve(), "setpoint", "ann", (EXERCISE / "solution").resolve(), SECRET, 3.0, 512
+        EXERCISE.resolve(), "setpoint", "ann", (EXERCISE / "solution").resolve(), SECRET, 30.0, 512
     )
     first, again = asyncio.run(grade_jobs([job, job], concurrency=2))
     assert first.result.passed and again.result.passed
@@ -223,7 +223,7 @@ def test_plan_lists_missing_submissions_and_strangers(tmp_path: Path) -> None:
     plan = plan_class(manifest, roster, submissions, course_secret=SECRET)
     assert [(j.apprentice, j.exercise_id) for j in plan.jobs] == [("good", "setpoint")]
     job = plan.jobs[0]
-    assert (job.time_limit_s, job.memory_mb) == (4, 512)  # the manifest's limit
+    assert (job.time_limit_s, job.memory_mb, job.clock_speed) == (40, 512, 10)  # the manifest's
     assert job.submission.is_absolute() and job.exercise_folder.is_absolute()
     assert ("absent", "setpoint") in plan.missing and ("good", "pump") in plan.missing
     assert plan.strangers == ["stranger"]
@@ -235,14 +235,14 @@ def test_plan_lists_missing_submissions_and_strangers(tmp_path: Path) -> None:
 
 
 def test_a_job_travels_to_the_worker_as_one_json_line(tmp_path: Path) -> None:
-    job = GradeJob(EXERCISE, "setpoint", "ann", tmp_path, SECRET, 3.0, 256)
+    job = GradeJob(EXERCISE, "setpoint", "ann", tmp_path, SECRET, 30.0, 256, 10.0)
     line = job.to_json()
     assert "\n" not in line
     assert GradeJob.from_json(line) == job
 
 
 def test_a_submission_folder_that_vanished_gets_an_error_result(tmp_path: Path) -> None:
-    job = GradeJob(EXERCISE.resolve(), "setpoint", "ann", tmp_path / "gone", SECRET, 3.0)
+    job = GradeJob(EXERCISE.resolve(), "setpoint", "ann", tmp_path / "gone", SECRET, 30.0)
     [outcome] = asyncio.run(grade_jobs([job], isolation="inline"))
     assert outcome.result.error is not None and "cannot copy the submission" in outcome.result.error
     assert [c.check_id for c in outcome.result.checks] == ["ran", "setpoint"]

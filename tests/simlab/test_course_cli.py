@@ -8,16 +8,27 @@ import json
 import re
 import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from grading.batch import default_jobs
+from grading.model import ExerciseResult
 from grading.workspace import SECRET_ENV, WORKSPACE_FILE
 from simlab import course_cli
+from simlab.course_cli import check as check_command
 
 COURSE = Path(__file__).parents[1] / "grading" / "fixtures" / "course_cli"
 SECRET = "cli-secret"
+LATE_CHECK = """\
+  - id: late
+    type: state_held
+    title: The tank holds water from t=40 to t=45 s
+    points: 0
+    params: {signal: tank.level, low: 0, after: {at: 40}, duration_s: 5}
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -134,6 +145,23 @@ def test_check_passes_the_solution_from_inside_its_folder(
     assert progress["exercises"]["pump"]["best_score"] == 5
 
 
+def test_check_keeps_the_lab_up_for_the_whole_limit(
+    workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
+
+    async def fake_run(*args: Any, **kwargs: Any) -> ExerciseResult:
+        seen.update(kwargs)
+        now = datetime.now(UTC)
+        return ExerciseResult("pump", "ann", 1, [], now, now, error="not run")
+
+    monkeypatch.setattr(check_command, "run_exercise", fake_run)
+    code, out, _ = run(capsys, "check", "pump")
+    assert code == 1
+    assert (seen["hold"], seen["time_limit_s"]) == (True, 40)  # the apprentice may look at it
+    assert "a lab for up to 40 s of lab time, 4 s at 10× speed" in out
+
+
 def test_watch_checks_again_when_a_file_changes(tmp_path: Path) -> None:
     (tmp_path / "answer.py").write_text("v1")
     runs: list[int] = []
@@ -168,9 +196,9 @@ def test_check_watch_stops_cleanly_on_ctrl_c(
         raise KeyboardInterrupt
 
     watch: Callable[..., None] = course_cli.watch_folder
-    monkeypatch.setattr(course_cli, "check_once", fake_check)
+    monkeypatch.setattr(check_command, "check_once", fake_check)
     monkeypatch.setattr(
-        course_cli, "watch_folder", lambda folder, run: watch(folder, run, sleep=interrupt)
+        check_command, "watch_folder", lambda folder, run: watch(folder, run, sleep=interrupt)
     )
     code, out, _ = run(capsys, "check", "--watch", "pump")
     assert code == 0
@@ -184,16 +212,20 @@ def test_lint_runs_starters_and_solutions_and_flags_a_starter_that_passes(
     course = tmp_path / "course"
     shutil.copytree(COURSE, course)
     shutil.copy(course / "02-pump" / "solution" / "answer.py", course / "02-pump" / "starter")
+    exercise = course / "01-setpoint" / "exercise.yaml"  # a check of the truth until t=45 s
+    exercise.write_text(exercise.read_text() + LATE_CHECK)
     code, out, err = run(
         capsys, "lint", "--course", str(course), "--variants", "1", "--jobs", "4", "--seed", "7"
     )
     assert code == 1
     rows = {line.split("│")[1].strip(): line for line in out.splitlines() if "│ lint-" in line}
-    assert "fails ✓" in rows["setpoint"] and "passes ✓" in rows["setpoint"]
+    assert "fails ✓" in rows["setpoint"] and "passes ✓" in rows["setpoint"]  # the run lasted
     assert "PASSES ✗" in rows["pump"] and "passes ✓" in rows["pump"]
     assert "setpoint=" in rows["setpoint"] and "speed=" in rows["pump"]
     assert "--seed 7 draws these apprentices again" in out
-    assert "lint: 1 problem" in err
+    assert f"{exercise}: error: check 'late' of 'setpoint' needs the lab until t=45 s" in err
+    assert "after the time limit of 40 s of lab time" in err
+    assert "lint: 2 problems" in err
 
 
 def test_lint_reports_file_problems_with_their_position(
@@ -213,3 +245,32 @@ def test_lint_reports_file_problems_with_their_position(
     assert "error: no exercise 'nothing'" in err
     code, _, err = run(capsys, "lint", "--course", str(tmp_path / "none"))
     assert code == 1 and "no course at" in err
+
+
+def test_lint_flags_a_starter_that_fails_only_because_a_check_broke(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from grading.batch import GradeJob, JobOutcome
+    from grading.checks import BROKEN
+    from grading.manifest import load_exercise
+    from grading.model import CheckResult
+    from simlab.course_cli import lint
+
+    exercise = load_exercise(COURSE / "02-pump")
+    now = datetime.now(UTC)
+
+    def outcome(kind: str, passed: bool, message: str) -> JobOutcome:
+        job = GradeJob(COURSE / "02-pump", "pump", "lint-1", Path(kind), lint.LINT_SECRET)
+        check = CheckResult("speed", "t", passed, 5.0 * passed, 5.0, message)
+        return JobOutcome(job, ExerciseResult("pump", "lint-1", 1, [check], now, now), 1.0)
+
+    printed = io.StringIO()
+    monkeypatch.setattr(lint, "out", Console(file=printed, width=300))
+    broken = outcome("starter", False, f"{BROKEN} (it is misconfigured: a window)")
+    bad = lint._lint_table([broken, outcome("solution", True, "ok")], {"pump": exercise})
+    assert bad == 1
+    assert "FAILS ✗ because a check broke: speed: the check itself broke" in printed.getvalue()

@@ -1,0 +1,67 @@
+"""What the course commands share: the consoles, the exit status of an interrupted command,
+and what the arguments name (the workspace, the course, the course secret)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from grading.variants import VariantError, render_brief
+from grading.workspace import SECRET_ENV, Workspace, default_course_root, find_workspace
+from simlab.errors import SimlabError
+
+__all__ = [
+    "INTERRUPTED",
+    "course_root",
+    "course_secret",
+    "err",
+    "out",
+    "points",
+    "rendered",
+    "workspace_of",
+]
+
+INTERRUPTED = 130  # the shell's status for Ctrl-C
+
+# soft_wrap: a long line (a path, a message) stays one line, for people and for tools
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def workspace_of(args: argparse.Namespace) -> Workspace:
+    given: Path | None = getattr(args, "workspace", None)
+    if given is not None:
+        return Workspace.load(given)
+    return find_workspace(Path.cwd())
+
+
+def course_secret(given: str | None) -> str:
+    secret = given or os.environ.get(SECRET_ENV, "")
+    if not secret:
+        raise SimlabError(
+            f"no course secret: pass --secret SECRET or set {SECRET_ENV} "
+            "(the one the class's variants and signatures are made with)"
+        )
+    return secret
+
+
+def course_root(given: Path | None) -> Path:
+    root = given or default_course_root()
+    if not (root / "manifest.yaml").is_file() and not root.is_file():
+        raise SimlabError(f"no course at {root} (no manifest.yaml): give one with --course DIR")
+    return root
+
+
+def points(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
+def rendered(text: str, variant: dict[str, Any]) -> str:
+    with contextlib.suppress(VariantError):
+        return render_brief(text, variant, "title")
+    return text
