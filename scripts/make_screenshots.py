@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -66,24 +67,56 @@ async def inject_drift(pilot: Pilot[int]) -> None:
     await asyncio.sleep(3.0)
 
 
-SCREENS: dict[str, tuple[Stage, tuple[int, int]]] = {
-    "plant": (keys("2", "enter", settle=6.0), (100, 30)),
-    "opcua": (
-        keys(
-            "3",
-            *["down"] * 5,
-            "space",
-            *["down"] * 9,
-            "space",
-            "down",
-            "s",
-            "down",
-            "s",
-            settle=4.0,
-        ),
-        (80, 24),
+async def explore_sparkplug(pilot: Pilot[int]) -> None:
+    await pilot.press("5")
+    await asyncio.sleep(6.0)  # UNS values and Sparkplug DDATA flow
+    await pilot.press("b")  # rebirth: the DDATA metrics get their names
+    await asyncio.sleep(2.0)
+    await pilot.press("slash", *"DDATA", "enter", "down")
+    await asyncio.sleep(1.0)
+    await pilot.press("slash", "end", "ctrl+u", "enter")  # filter off, the cursor on DDATA
+    await asyncio.sleep(3.0)
+
+
+async def acknowledge_alarm(pilot: Pilot[int]) -> None:
+    await pilot.press("6")
+    lab = pilot.app.lab if isinstance(pilot.app, SimlabApp) else None
+    assert lab is not None
+    lab.write("plc1.level_sp", 1.7)  # the level rises over its HI limit
+    await asyncio.sleep(35.0)
+    await pilot.press("tab", "tab", *"heater on its way", "enter")  # acknowledge the first
+    await asyncio.sleep(1.5)
+    await pilot.press("shift+tab")
+    await asyncio.sleep(0.5)
+
+
+TANK = "acme/riverside/utilities/water/buffer_tank/tank1"
+RULES = f"""\
+format_version: 1
+alarms:
+  - {{name: TANK1_LEVEL_HI, tag: {TANK}/level, kind: HI, limit: 1.4, deadband: 0.02,
+     severity: 700, message: Buffer tank nearly full}}
+  - {{name: TANK1_TEMP_LO, tag: {TANK}/temperature, kind: LO, limit: 25, deadband: 0.5,
+     severity: 400, message: Water too cold}}
+"""
+
+
+@dataclass(frozen=True)
+class Shot:
+    """How to stage one screen: keys, terminal size, lab speed, platform rules."""
+
+    stage: Stage
+    size: tuple[int, int] = (80, 24)
+    speed: float | None = None
+    rules: str | None = None
+
+
+SCREENS: dict[str, Shot] = {
+    "plant": Shot(keys("2", "enter", settle=6.0), (100, 30)),
+    "opcua": Shot(
+        keys("3", *["down"] * 5, "space", *["down"] * 9, "space", "down", "s", "down", "s")
     ),
-    "modbus": (
+    "modbus": Shot(
         keys(
             "4",
             "shift+tab",
@@ -97,12 +130,11 @@ SCREENS: dict[str, tuple[Stage, tuple[int, int]]] = {
             "down",
             "p",
             settle=3.5,
-        ),
-        (80, 24),
+        )
     ),
-    "mqtt": (keys("5", settle=6.0), (100, 30)),
-    "platform": (keys("6", settle=6.0), (100, 30)),
-    "instructor": (inject_drift, (80, 24)),
+    "mqtt": Shot(explore_sparkplug, (100, 30)),
+    "platform": Shot(acknowledge_alarm, (100, 30), speed=10.0, rules=RULES),
+    "instructor": Shot(inject_drift),
 }
 
 
@@ -132,17 +164,23 @@ async def main(names: list[str]) -> None:
             headless_up()
         if "exercises" in names:
             await exercises(Path(folder))
-        for name, (stage, size) in SCREENS.items():
-            if name in names:
-                plan = LabPlan(
-                    load_scenario("water-tank"),
-                    auto_ports=True,
-                    broker="embedded",
-                    api_port=0,
-                    state_dir=Path(folder) / name,
-                    instructor=True,
-                )
-                await screenshot(name, plan, stage, size)
+        for name, shot in SCREENS.items():
+            if name not in names:
+                continue
+            state = Path(folder) / name
+            state.mkdir()
+            if shot.rules is not None:
+                (state / "rules.yaml").write_text(shot.rules, encoding="utf-8")
+            plan = LabPlan(
+                load_scenario("water-tank"),
+                speed=shot.speed,
+                auto_ports=True,
+                broker="embedded",
+                api_port=0,
+                state_dir=state,
+                instructor=True,
+            )
+            await screenshot(name, plan, shot.stage, shot.size)
 
 
 if __name__ == "__main__":
