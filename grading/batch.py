@@ -47,8 +47,8 @@ from grading.reports import (
     read_result_json,
     result_json,
 )
-from grading.runner import clock_speed, run_exercise
-from grading.variants import variant_seed
+from grading.runner import clock_speed, exercise_variant, run_exercise
+from grading.variants import VariantError, render_title, variant_seed
 from simlab.scenario.checks import did_you_mean
 
 __all__ = [
@@ -206,12 +206,17 @@ def error_result(
     job: GradeJob, reason: str, exercise: Exercise | None = None, started: datetime | None = None
 ) -> ExerciseResult:
     """A result for a submission the grader could not grade normally: every check of
-    ``exercise`` failed with ``reason`` (no checks when the exercise is unknown)."""
+    ``exercise`` failed with ``reason`` (no checks when the exercise is unknown), their
+    titles rendered with the apprentice's variant."""
     started = started or datetime.now(UTC)
+    variant: dict[str, Any] = {}
+    if exercise is not None:
+        with contextlib.suppress(VariantError):  # never fail the job on the titles
+            variant = exercise_variant(exercise, job.apprentice, job.course_secret)[1]
     checks = [
         CheckResult(
             check_id=spec.id,
-            title=spec.title,
+            title=render_title(spec.title, variant),
             passed=False,
             points=0.0,
             max_points=spec.points,
@@ -670,10 +675,13 @@ def _write(path: Path, text: str) -> None:
     temporary.replace(path)
 
 
-def write_result(out: Path, result: ExerciseResult, course_secret: str) -> Path:
-    """``out/<apprentice>/<exercise>.json``, signed with the course secret."""
+def write_result(
+    out: Path, result: ExerciseResult, course_secret: str, *, signing_key: str | None = None
+) -> Path:
+    """``out/<apprentice>/<exercise>.json``, signed with the grader's ``signing_key`` when
+    given, else with the course secret (which every apprentice holds: forgeable)."""
     path = out / result.apprentice / f"{result.exercise}.json"
-    _write(path, result_json(result, course_secret))
+    _write(path, result_json(result, course_secret, signing_key=signing_key))
     return path
 
 
@@ -683,15 +691,23 @@ def write_class_reports(
     course_secret: str,
     roster: Sequence[RosterEntry],
     exercises: Mapping[str, Exercise],
+    *,
+    signing_key: str | None = None,
 ) -> ReportFiles:
     """From every signed result under ``out/`` (this run's and earlier ones'): each
     apprentice's ``feedback.md``, ``gradebook.csv`` and ``junit.xml``. Files that do not
-    verify with ``course_secret`` are left out and listed in ``rejected``."""
+    verify with ``signing_key`` (when given; else ``course_secret``) are left out and
+    listed in ``rejected``."""
     results: list[ExerciseResult] = []
     rejected: list[str] = []
     for path in sorted(out.glob("*/*.json")):
         try:
-            result = read_result_json(path.read_text(encoding="utf-8"), course_secret, str(path))
+            result = read_result_json(
+                path.read_text(encoding="utf-8"),
+                course_secret,
+                str(path),
+                signing_key=signing_key,
+            )
         except (OSError, UnicodeDecodeError, GradingError) as err:
             rejected.append(f"{path}: {err}")
             continue

@@ -52,7 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from grading.checks import run_check
+from grading.checks import render_title, run_check
 from grading.evidence import Evidence, EvidenceError, PlatformEvidence, ProgramRun, read_answers
 from grading.horizon import RunPlan, plan_run
 from grading.manifest import MANIFEST_FILE, Exercise, ManifestError, build_scenario, load_manifest
@@ -148,7 +148,7 @@ async def run_exercise(
         limits = RunLimits(time_limit_s or exercise_time_limit(exercise), memory_mb)
         checks, error = await _run(exercise, submission, variant, limits, state_dir, hold=hold)
     except SimlabError as err:  # the exercise itself cannot run: say so, grade nothing
-        checks, error = _not_run(exercise, f"the lab could not run: {err}"), str(err)
+        checks, error = _not_run(exercise, variant, f"the lab could not run: {err}"), str(err)
     return ExerciseResult(
         exercise=exercise.id,
         apprentice=apprentice,
@@ -268,11 +268,12 @@ async def _run_until(lab: Lab, sim_time: float) -> None:
         await asyncio.sleep(max((sim_time - lab.time) / speed, 0.01))
 
 
-def _not_run(exercise: Exercise, reason: str) -> list[CheckResult]:
+def _not_run(exercise: Exercise, variant: Mapping[str, Any], reason: str) -> list[CheckResult]:
+    """Every check of ``exercise`` failed with ``reason``, titles rendered with ``variant``."""
     return [
         CheckResult(
             check_id=spec.id,
-            title=spec.title,
+            title=render_title(spec.title, variant),
             passed=False,
             points=0.0,
             max_points=spec.points,

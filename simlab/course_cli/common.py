@@ -1,5 +1,6 @@
 """What the course commands share: the consoles, the exit status of an interrupted command,
-and what the arguments name (the workspace, the course, the course secret)."""
+and what the arguments name (the workspace, the course, the course secret, the grader's
+signing key)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
+from grading.signing import SIGNING_KEY_ENV
 from grading.variants import VariantError, render_brief
 from grading.workspace import SECRET_ENV, Workspace, default_course_root, find_workspace
 from simlab.errors import SimlabError
@@ -23,6 +25,7 @@ __all__ = [
     "out",
     "points",
     "rendered",
+    "signing_key",
     "workspace_of",
 ]
 
@@ -48,6 +51,18 @@ def course_secret(given: str | None) -> str:
             "(the one the class's variants and signatures are made with)"
         )
     return secret
+
+
+def signing_key(given: str | None) -> str | None:
+    """The grader's signing key: ``--signing-key``, else ``$SIMLAB_SIGNING_KEY``, else None
+    (an empty variable counts as unset; an empty ``--signing-key`` is a mistake)."""
+    if given is not None:
+        if not given:
+            raise SimlabError(
+                f"--signing-key is empty: give the grader's signing key (or set {SIGNING_KEY_ENV})"
+            )
+        return given
+    return os.environ.get(SIGNING_KEY_ENV) or None
 
 
 def course_root(given: Path | None) -> Path:

@@ -19,8 +19,17 @@ from grading.batch import (
 from grading.manifest import Exercise
 from grading.manifest import load_manifest as _load_manifest
 from grading.reports import read_roster
+from grading.signing import SIGNING_KEY_ENV
 from simlab.course_cli.batch_progress import Interrupted, grade_with_progress
-from simlab.course_cli.common import INTERRUPTED, course_root, course_secret, err, out, points
+from simlab.course_cli.common import (
+    INTERRUPTED,
+    course_root,
+    course_secret,
+    err,
+    out,
+    points,
+    signing_key,
+)
 from simlab.errors import SimlabError
 
 __all__ = ["run_grade"]
@@ -28,6 +37,7 @@ __all__ = ["run_grade"]
 
 def run_grade(args: argparse.Namespace) -> int:
     secret = course_secret(args.secret)
+    key = signing_key(args.signing_key)
     manifest = _load_manifest(course_root(args.course))
     try:
         roster_text = args.roster.read_text(encoding="utf-8")
@@ -57,11 +67,22 @@ def run_grade(args: argparse.Namespace) -> int:
             f"of {len(roster)} apprentices, {args.jobs} labs at a time ..."
         )
     )
+    if key is None:
+        err.print(
+            Text(
+                "warning: no signing key: results are signed with the course secret only, "
+                f"which every apprentice holds (give --signing-key or set {SIGNING_KEY_ENV})",
+                style="yellow",
+            )
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
         outcomes = grade_with_progress(
-            plan.jobs, args.jobs, "grading", lambda o: write_result(args.out, o.result, secret)
+            plan.jobs,
+            args.jobs,
+            "grading",
+            lambda o: write_result(args.out, o.result, secret, signing_key=key),
         )
     except Interrupted as stop:
         err.print(
@@ -70,7 +91,7 @@ def run_grade(args: argparse.Namespace) -> int:
             markup=False,
         )
         return INTERRUPTED
-    files = write_class_reports(args.out, manifest, secret, roster, plan.exercises)
+    files = write_class_reports(args.out, manifest, secret, roster, plan.exercises, signing_key=key)
     _grade_summary(outcomes, plan.exercises)
     for rejected in files.rejected:
         err.print(Text(f"warning: left out of the reports: {rejected}", style="yellow"))

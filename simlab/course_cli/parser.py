@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from grading.batch import DEFAULT_MEMORY_MB, LABS_PER_CORE, MB_PER_LAB, default_jobs
+from grading.signing import SIGNING_KEY_ENV
 from grading.workspace import SECRET_ENV
 
 __all__ = ["DEFAULT_DIR", "add_course_commands"]
@@ -111,6 +112,13 @@ def add_course_commands(subparsers: Any) -> None:
     )
     grade.add_argument("--secret", help=f"the course secret (default: ${SECRET_ENV})")
     grade.add_argument(
+        "--signing-key",
+        metavar="KEY",
+        help=f"the grader's own key that signs the results, never handed to apprentices "
+        f"(default: ${SIGNING_KEY_ENV}; without one, the course secret signs and every "
+        "apprentice could forge a result)",
+    )
+    grade.add_argument(
         "--exercise", action="extend", nargs="+", metavar="ID", help="only these exercises"
     )
     grade.add_argument(
@@ -129,4 +137,13 @@ def add_course_commands(subparsers: Any) -> None:
 
     verify = subparsers.add_parser("verify", help="check the signatures of result files")
     verify.add_argument("files", nargs="+", type=Path, metavar="FILE", help="files or folders")
-    verify.add_argument("--secret", help=f"the course secret (default: ${SECRET_ENV})")
+    verify.add_argument(
+        "--secret",
+        help=f"the course secret (default: ${SECRET_ENV}; not needed with a signing key)",
+    )
+    verify.add_argument(
+        "--signing-key",
+        metavar="KEY",
+        help=f"the grader's signing key the results were graded with (default: "
+        f"${SIGNING_KEY_ENV}); with it, only results signed with it pass",
+    )

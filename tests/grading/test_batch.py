@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from grading import batch
+from grading import batch, runner
 from grading.batch import (
     BatchError,
     GradeJob,
@@ -38,11 +38,17 @@ from grading.batch import (
 from grading.manifest import load_exercise, load_manifest
 from grading.model import ExerciseResult
 from grading.reports import RosterEntry, read_result_json, result_json
+from grading.runner import exercise_variant, run_exercise
+from grading.signing import SIGNING_KEY_ENV
+from grading.variants import render_title
+from grading.workspace import SECRET_ENV
 from simlab import course_cli
+from simlab.errors import SimlabError
 
 COURSE = Path(__file__).parent / "fixtures" / "course_cli"
 EXERCISE = COURSE / "01-setpoint"
 SECRET = "batch-secret"
+SIGNING_KEY = "batch-grader-key"
 
 PROGRAMS = {
     "good": (EXERCISE / "solution" / "answer.py").read_text(),
@@ -52,6 +58,12 @@ PROGRAMS = {
     "hostile": "block = bytearray(2 * 1024**3)  # 2 GB\nprint(len(block))\n",
     "killer": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)  # kills its grader\n",
 }
+
+
+@pytest.fixture(autouse=True)
+def no_signing_key_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests choose whether the grader has a signing key, not the environment."""
+    monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
 
 
 def write_class(root: Path, names: list[str]) -> tuple[Path, Path]:
@@ -96,6 +108,7 @@ def test_a_class_with_crashing_hanging_and_hostile_submissions_is_graded_in_full
     scratch = tmp_path / "scratch"  # where the batch makes each job's private folder
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv(SIGNING_KEY_ENV, SIGNING_KEY)  # the grader's own key signs
     started = time.monotonic()
     assert grade(tmp_path, submissions, roster, "--jobs", "3") == 0
     assert time.monotonic() - started < 60
@@ -103,13 +116,22 @@ def test_a_class_with_crashing_hanging_and_hostile_submissions_is_graded_in_full
     out = tmp_path / "out"
     printed = capsys.readouterr()
     assert "not on the roster, not graded: stranger" in printed.err
+    assert "no signing key" not in printed.err
+    assert "left out of the reports" not in printed.err
 
-    # every roster apprentice who handed in has a signed result and feedback
+    # every roster apprentice who handed in has a result signed with the signing key
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(PROGRAMS)
     results = {
-        name: read_result_json((out / name / "setpoint.json").read_text(), SECRET)
+        name: read_result_json(
+            (out / name / "setpoint.json").read_text(), None, signing_key=SIGNING_KEY
+        )
         for name in PROGRAMS
     }
+    assert course_cli.main(["verify", str(out), "--signing-key", SIGNING_KEY]) == 0
+    capsys.readouterr()
+    monkeypatch.delenv(SIGNING_KEY_ENV)
+    assert course_cli.main(["verify", str(out / "good"), "--secret", SECRET]) == 1
+    assert "signed with a grader's signing key" in capsys.readouterr().err
     exercise = load_exercise(EXERCISE)
     statuses = {name: describe(result, exercise) for name, result in results.items()}
     assert statuses == {
@@ -216,6 +238,56 @@ def test_verify_names_an_edited_result_file(
     assert course_cli.main(["verify", str(results / "ann"), "--secret", "another"]) == 1
 
 
+def test_verify_with_a_signing_key_rejects_what_the_course_secret_signed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every apprentice holds the course secret: with the grader's signing key given, a
+    result signed with the course secret only is named as forgeable, not passed."""
+    job = GradeJob(EXERCISE, "setpoint", "ann", EXERCISE, SECRET)
+    results = tmp_path / "out"
+    keyed, forged = results / "ann" / "setpoint.json", results / "bob" / "setpoint.json"
+    for path in (keyed, forged):
+        path.parent.mkdir(parents=True)
+    ann = error_result(job, "ran", load_exercise(EXERCISE))
+    keyed.write_text(result_json(ann, SECRET, signing_key=SIGNING_KEY))
+    forged.write_text(result_json(replace(ann, apprentice="bob"), SECRET))
+
+    def verify(*argv: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = course_cli.main(["verify", *argv])
+        return code, capsys.readouterr().err
+
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    assert verify(str(keyed), "--signing-key", SIGNING_KEY) == (0, "")  # no secret needed
+    code, errors = verify(str(results), "--signing-key", SIGNING_KEY)
+    assert code == 1
+    assert (
+        f"{forged}: signed with the course secret: anyone with the course secret (every "
+        "apprentice) could have made this; grade with --signing-key"
+    ) in errors
+    assert str(keyed) not in errors and "edited" not in errors
+    monkeypatch.setenv(SIGNING_KEY_ENV, SIGNING_KEY)  # the default of --signing-key
+    assert verify(str(forged))[0] == 1
+    monkeypatch.delenv(SIGNING_KEY_ENV)
+
+    # without the key: the key's file cannot be checked, the course secret's passes (warned)
+    code, errors = verify(str(keyed), "--secret", SECRET)
+    assert code == 1
+    assert f"{keyed}: signed with a grader's signing key: verify it with --signing-key" in errors
+    code, errors = verify(str(forged), "--secret", SECRET)
+    assert code == 0
+    assert "1 file(s) signed with the course secret only" in errors
+
+    # an edit breaks a signing-key signature like any other
+    data = json.loads(keyed.read_text())
+    data["checks"] = [{**c, "points": c["max_points"], "passed": True} for c in data["checks"]]
+    keyed.write_text(json.dumps(data, indent=2))
+    code, errors = verify(str(keyed), "--signing-key", SIGNING_KEY)
+    assert code == 1
+    assert f"{keyed}: the signature does not match: the file was edited after grading" in errors
+    assert verify(str(forged), "--signing-key", "")[0] != 0  # an empty key is a mistake
+
+
 def test_plan_lists_missing_submissions_and_strangers(tmp_path: Path) -> None:
     submissions, _ = write_class(tmp_path, ["good"])
     roster = [RosterEntry("good", "G"), RosterEntry("absent", "A")]
@@ -254,6 +326,27 @@ def test_error_results_keep_every_check_failed() -> None:
     assert result.max_score == 10 and result.score == 0 and not result.passed
     assert describe(result) == "error: lab broke"
     assert error_result(job, "no exercise").checks == ()
+
+
+def test_checks_not_run_show_their_titles_with_the_apprentice_variant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exercise = load_exercise(EXERCISE)
+    _, variant = exercise_variant(exercise, "ann", SECRET)
+    expected = f"You report the setpoint {render_title('{{ setpoint }}', variant)} m"
+    job = GradeJob(EXERCISE, "setpoint", "ann", EXERCISE, SECRET)
+    titles = {c.check_id: c.title for c in error_result(job, "lab broke", exercise).checks}
+    assert titles == {"ran": "Your program runs to the end", "setpoint": expected}
+
+    async def no_lab(*_: object, **__: object) -> object:
+        raise SimlabError("port 4840 in use")
+
+    monkeypatch.setattr(runner, "_run", no_lab)
+    result = asyncio.run(
+        run_exercise(exercise, EXERCISE, apprentice="ann", course_secret=SECRET, state_dir=tmp_path)
+    )
+    assert lab_failed(result)
+    assert [c.title for c in result.checks] == list(titles.values())
 
 
 def test_kill_process_tree_reaches_programs_in_their_own_session() -> None:

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
-from grading.batch import default_jobs
+from grading.batch import GradeJob, default_jobs, error_result
 from grading.model import ExerciseResult
+from grading.reports import result_json
+from grading.signing import SIGNING_KEY_ENV
 from grading.workspace import SECRET_ENV, WORKSPACE_FILE
 from simlab import course_cli
 from simlab.course_cli import check as check_command
@@ -35,6 +37,11 @@ LATE_CHECK = """\
 def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables as wide as their content, whatever the test runner's terminal."""
     monkeypatch.setenv("COLUMNS", "200")
+
+
+@pytest.fixture(autouse=True)
+def no_signing_key_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
 
 
 @pytest.fixture
@@ -63,6 +70,9 @@ def test_the_commands_hook_into_a_parser_and_ignore_other_commands() -> None:
     assert course_cli.run_course_command(parser.parse_args(["up"])) is None
     args = parser.parse_args(["grade", "--roster", "r", "--submissions", "s", "--out", "o"])
     assert (args.jobs, args.memory_mb, args.exercise) == (default_jobs(), 512, None)
+    assert args.signing_key is None
+    args = parser.parse_args(["verify", "out", "--signing-key", "k"])
+    assert (args.files, args.signing_key) == ([Path("out")], "k")
     args = parser.parse_args(["lint", "--exercise", "a", "--exercise", "b", "c"])
     assert (args.variants, args.jobs, args.exercise) == (3, 2, ["a", "b", "c"])
 
@@ -274,3 +284,37 @@ def test_lint_flags_a_starter_that_fails_only_because_a_check_broke(
     bad = lint._lint_table([broken, outcome("solution", True, "ok")], {"pump": exercise})
     assert bad == 1
     assert "FAILS ✗ because a check broke: speed: the check itself broke" in printed.getvalue()
+
+
+def test_grade_warns_once_without_a_signing_key_and_never_hands_it_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody handed in (no lab starts); an earlier result signed with the course secret
+    only is left out of the reports once the grader signs with a key of its own."""
+    roster, submissions, results = tmp_path / "roster.csv", tmp_path / "class", tmp_path / "out"
+    roster.write_text("id,name\nann,Ann\n")
+    submissions.mkdir()
+    job = GradeJob(COURSE / "01-setpoint", "setpoint", "ann", submissions, SECRET)
+    (results / "ann").mkdir(parents=True)
+    (results / "ann" / "setpoint.json").write_text(result_json(error_result(job, "old"), SECRET))
+    argv = ["grade", "--roster", str(roster), "--submissions", str(submissions)]
+    argv += ["--out", str(results), "--secret", SECRET, "--course", str(COURSE)]
+
+    code, _, errors = run(capsys, *argv)
+    assert code == 0
+    warning = "no signing key: results are signed with the course secret only"
+    assert errors.count(warning) == 1 and "left out of the reports" not in errors
+    code, _, errors = run(capsys, *argv, "--signing-key", "grader-key")
+    assert code == 0 and warning not in errors
+    assert "left out of the reports" in errors and "signed with the course secret" in errors
+    monkeypatch.setenv(SIGNING_KEY_ENV, "grader-key")  # the default of --signing-key
+    code, _, errors = run(capsys, *argv)
+    assert code == 0 and warning not in errors
+
+
+def test_the_workspace_commands_take_no_signing_key() -> None:
+    parser = argparse.ArgumentParser(prog="simlab")
+    course_cli.add_course_commands(parser.add_subparsers(dest="command"))
+    for command in (["init"], ["check"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*command, "--signing-key", "k"])
