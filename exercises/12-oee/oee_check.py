@@ -1,10 +1,15 @@
 """The check of exercise 12 (``python:oee_check:check``): the apprentice's OEE answers.
 
-The expected values are computed like the platform computes OEE (ISO 22400-2, with
-:func:`simlab.platform.kpi.oee`) from the platform's historian, the same data the apprentice
-was asked to use: the PackML state, the good and rejected counters of ``line_plc`` over the
-variant's window, each series starting with its last value before the window. The ideal rate
-is the variant's nameplate rate.
+The expected values are computed with the platform's own code (ISO 22400-2,
+:func:`simlab.platform.service.historian_oee`) from the platform's historian, the same data
+the apprentice was asked to use: the PackML state, the good and rejected counters of
+``line_plc`` over the variant's window, with the rules of the brief (``held=True``): a tag's
+value at the window start is its last sample before it, and a counter's increase is counted
+up to its last sample in the window. The ideal rate is the variant's nameplate rate. (The
+platform's API, ``held=False``, shares an increase between two samples that straddle a window
+edge by run time instead.) A figure the history does not
+support (None, with the platform's reason) cannot be graded: the check raises, which the
+grader reports as a broken check, not as the apprentice's fault.
 
 Params: ``key`` (availability, performance, quality, oee or produced: the answer's key and
 the value compared), ``tolerance`` (absolute).
@@ -19,8 +24,8 @@ from typing import Any
 
 from grading.evidence import Evidence
 from grading.model import CheckResult
-from simlab.platform.historian import Historian
-from simlab.platform.kpi import KpiError, OeeResult, oee
+from simlab.platform.kpi import KpiError, OeeResult
+from simlab.platform.service import historian_oee
 
 DEVICE = "line_plc"
 LOOKBACK_S = 3600.0
@@ -29,30 +34,6 @@ KEYS = ("availability", "performance", "quality", "oee", "produced")
 
 def _seconds(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def _series(historian: Historian, tag: str, start: float, end: float) -> list[tuple[float, Any]]:
-    """Samples of ``tag`` in ``[start, end]``, preceded by its last value before ``start``."""
-    series: list[tuple[float, Any]] = []
-    before = historian.aggregate(tag, start - LOOKBACK_S, start, LOOKBACK_S, "last")
-    if before:
-        series.append((start, before[-1][1]))
-    series += [(s.ts, s.value) for s in historian.history(tag, start, math.nextafter(end, 1e300))]
-    return series
-
-
-def _sum(
-    first: list[tuple[float, Any]], second: list[tuple[float, Any]]
-) -> list[tuple[float, float]]:
-    """The sum of two counters at every instant either one changes."""
-    events = sorted([(ts, 0, v) for ts, v in first] + [(ts, 1, v) for ts, v in second])
-    current: list[Any] = [None, None]
-    total: list[tuple[float, float]] = []
-    for ts, which, value in events:
-        current[which] = value
-        if current[0] is not None and current[1] is not None:
-            total.append((ts, current[0] + current[1]))
-    return total
 
 
 def expected_oee(evidence: Evidence, variant: Mapping[str, Any]) -> OeeResult:
@@ -66,10 +47,17 @@ def expected_oee(evidence: Evidence, variant: Mapping[str, Any]) -> OeeResult:
         tag: evidence.scenario.uns_path(DEVICE, tag)
         for tag in ("state", "bottles_good", "bottles_rejected")
     }
-    states = _series(historian, paths["state"], start, end)
-    good = _series(historian, paths["bottles_good"], start, end)
-    rejected = _series(historian, paths["bottles_rejected"], start, end)
-    return oee(states, _sum(good, rejected), good, start, end, float(variant["ideal_rate"]))
+    return historian_oee(
+        historian,
+        state=paths["state"],
+        good=paths["bottles_good"],
+        rejected=paths["bottles_rejected"],
+        window_start=start,
+        window_end=end,
+        ideal_rate_per_min=float(variant["ideal_rate"]),
+        lookback_s=LOOKBACK_S,
+        held=True,
+    )
 
 
 def _result(passed: bool, message: str, diagnosis: str = "", **facts: Any) -> CheckResult:
@@ -83,6 +71,10 @@ def _result(passed: bool, message: str, diagnosis: str = "", **facts: Any) -> Ch
         diagnosis=diagnosis,
         evidence=facts,
     )
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _number(value: Any) -> float | None:
@@ -123,7 +115,14 @@ def check(evidence: Evidence, params: Mapping[str, Any], variant: Mapping[str, A
             key=key,
         )
     result = expected_oee(evidence, variant)
-    wanted = float(getattr(result, key))
+    figure: float | None = getattr(result, key)
+    if figure is None:
+        reason = result.reasons.get(key) or "; ".join(result.reasons.values()) or "no data"
+        raise KpiError(
+            f"the platform history gives no {key} for the window "
+            f"{variant['window_start']} .. {variant['window_end']}: {reason}"
+        )
+    wanted = float(figure)
     facts: dict[str, Any] = {
         "key": key,
         "expected": round(wanted, 4),
@@ -131,12 +130,15 @@ def check(evidence: Evidence, params: Mapping[str, Any], variant: Mapping[str, A
         "window": [variant["window_start"], variant["window_end"]],
         "platform_oee": {
             "availability": round(result.availability, 4),
-            "performance": round(result.performance, 4),
-            "quality": round(result.quality, 4),
+            "performance": _rounded(result.performance, 4),
+            "quality": _rounded(result.quality, 4),
+            "oee": _rounded(result.oee, 4),
             "apt_s": round(result.apt, 1),
             "pbt_s": round(result.pbt, 1),
-            "produced": result.produced,
-            "good": result.good,
+            "produced": _rounded(result.produced, 2),
+            "good": _rounded(result.good, 2),
+            "counted_from": result.counted_from,
+            "reasons": dict(result.reasons),
         },
     }
     if answers.get(key) is None:

@@ -284,18 +284,46 @@ class AckIn(BaseModel):
 
 
 class OeeOut(BaseModel):
-    """OEE and its factors over a window (ISO 22400-2)."""
+    """OEE and its factors over a window (ISO 22400-2).
 
-    start: float
-    end: float
-    availability: float
-    performance: float
-    quality: float
-    oee: float
-    apt: float = Field(description="actual production time, s")
-    pbt: float = Field(description="planned busy time, s")
-    produced: float
-    good: float
+    A figure the data do not support is null, and ``reasons`` says why (by figure name):
+    e.g. no counter reading before the window end, nothing produced yet, or a ratio that
+    would leave [0, 1] (counters or state tag that disagree). No figure is clamped.
+    """
+
+    start: float = Field(description="window start, s since the Unix epoch")
+    end: float = Field(description="window end, s since the Unix epoch")
+    availability: float = Field(description="APT / PBT, within [0, 1]")
+    performance: float | None = Field(
+        description="produced × ideal cycle time / run time, within [0, 1]; null: see reasons"
+    )
+    quality: float | None = Field(description="good / produced, within [0, 1]; null: see reasons")
+    oee: float | None = Field(
+        description="availability × performance × quality (0 when the line did not run or "
+        "made nothing), within [0, 1]; null: see reasons"
+    )
+    apt: float = Field(description="actual production time in the window, s")
+    pbt: float = Field(description="planned busy time in the window, s")
+    produced: float | None = Field(
+        description="items produced (good + rejected) from counted_from to the window end; "
+        "null without counter readings"
+    )
+    good: float | None = Field(
+        description="good items from counted_from to the window end; null without counter readings"
+    )
+    run_time: float = Field(
+        description="actual production time from counted_from to the window end, s: the "
+        "denominator of performance"
+    )
+    counted_from: float | None = Field(
+        description="where the counted span begins, s since the Unix epoch: the window start, "
+        "or the first reading of a counter first seen inside the window; null when no counter "
+        "has a reading before the window end"
+    )
+    reasons: dict[str, str] = Field(
+        default_factory=dict,
+        description="why a figure is null, by figure name (performance, quality, oee)",
+    )
 
 
 class RulesOut(BaseModel):
@@ -836,6 +864,13 @@ def _add_asset_routes(api: APIRouter, platform: PlatformState) -> None:
         "/kpis/oee",
         tags=["kpis"],
         summary="OEE of the line over a window (ISO 22400-2)",
+        description=(
+            "Availability, performance, quality and OEE of the line from its PackML state "
+            "and its good and rejected counters in the historian. A figure the data do not "
+            "support (yet) is null, with why in `reasons`: early in Execute, before any item "
+            "was counted, quality is null. 422 when the window has no planned busy time; "
+            "404 when the platform has no OEE configured."
+        ),
         responses=_responses(404, 422),
     )
     async def oee(
@@ -864,6 +899,9 @@ def _add_asset_routes(api: APIRouter, platform: PlatformState) -> None:
             pbt=result.pbt,
             produced=result.produced,
             good=result.good,
+            run_time=result.run_time,
+            counted_from=result.counted_from,
+            reasons=dict(result.reasons),
         )
 
 

@@ -159,6 +159,14 @@ class Historian(Protocol):
         """The samples of ``tag`` with ``start <= ts < end``, oldest first."""
         ...
 
+    def last_before(self, tag: str, ts: Timestamp, source: str | None = None) -> Sample | None:
+        """The newest sample of ``tag`` (from ``source``, if given) with a ts before ``ts``."""
+        ...
+
+    def first_after(self, tag: str, ts: Timestamp, source: str | None = None) -> Sample | None:
+        """The oldest sample of ``tag`` (from ``source``, if given) with a ts after ``ts``."""
+        ...
+
     def aggregate(
         self, tag: str, start: Timestamp, end: Timestamp, bucket_s: float, fn: Aggregate
     ) -> list[tuple[float, float | None]]:
@@ -431,6 +439,35 @@ class SqliteHistorian:
             (tag, to_seconds(start), to_seconds(end)),
         )
         return [_sample(row) for row in rows]
+
+    def last_before(self, tag: str, ts: Timestamp, source: str | None = None) -> Sample | None:
+        """The newest sample of ``tag`` with a ts strictly before ``ts``, or None.
+
+        With ``source``, only that source's samples count; without, the greatest source wins
+        a tie (as in :meth:`latest`). One index seek: the value a tag held at an instant.
+        """
+        return self._neighbour(tag, to_seconds(ts), source, after=False)
+
+    def first_after(self, tag: str, ts: Timestamp, source: str | None = None) -> Sample | None:
+        """The oldest sample of ``tag`` with a ts strictly after ``ts``, or None.
+
+        With ``source``, only that source's samples count; without, the smallest source wins
+        a tie (as in :meth:`history`).
+        """
+        return self._neighbour(tag, to_seconds(ts), source, after=True)
+
+    def _neighbour(self, tag: str, ts: float, source: str | None, *, after: bool) -> Sample | None:
+        compare, order = (">", "ASC") if after else ("<", "DESC")
+        where, args = f"tag = ? AND ts {compare} ?", [tag, ts]
+        if source is not None:
+            where += " AND source = ?"
+            args.append(source)
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM samples WHERE {where} "
+            f"ORDER BY ts {order}, source {order} LIMIT 1",
+            tuple(args),
+        )
+        return _sample(rows[0]) if rows else None
 
     def iter_history(self, tag: str, start: Timestamp, end: Timestamp) -> Iterator[Sample]:
         """Like :meth:`history`, one sample at a time (for long ranges)."""

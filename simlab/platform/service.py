@@ -24,7 +24,8 @@ What it runs, all on the caller's event loop:
 - the :class:`~simlab.platform.ingest.Ingest` of the UNS under the scenario's enterprise
   and of Sparkplug B, each tag stored from one transport (``prefer``, UNS JSON by default;
   ``dual_tags`` are the tags the lab's gateway publishes both ways);
-- the OEE of the line from the historian, when the scenario declares ``platform.oee``;
+- the OEE of the line from the historian, when the scenario declares ``platform.oee``
+  (:func:`historian_oee`, which graders use too);
 - the HTTP API (:func:`~simlab.platform.api.create_app` served by
   :func:`~simlab.platform.api.serve_api`), protected by a bearer token: the one given, or a
   new random one written to ``state_dir/api-token`` (mode 0600) at every start.
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -54,9 +56,9 @@ from simlab.bus.uns import UnsPayloadError, UnsTopicError
 from simlab.errors import Problem
 from simlab.platform.alarms import AlarmEngine
 from simlab.platform.api import PlatformState, create_app, serve_api
-from simlab.platform.historian import SqliteHistorian
+from simlab.platform.historian import Historian, Sample, SqliteHistorian, Timestamp, to_seconds
 from simlab.platform.ingest import Ingest, IngestStats, Transport
-from simlab.platform.kpi import OeeResult, oee
+from simlab.platform.kpi import OeeResult, Reading, oee
 from simlab.platform.registry import AssetRegistry
 from simlab.platform.rules import RulesFile, RulesWatcher
 from simlab.scenario.devices import TagSpec
@@ -64,9 +66,11 @@ from simlab.scenario.model import Scenario
 
 __all__ = [
     "HISTORIAN_FILE",
+    "OEE_LOOKBACK_S",
     "RULES_FILE",
     "TOKEN_FILE",
     "PlatformService",
+    "historian_oee",
     "starter_rules",
 ]
 
@@ -84,8 +88,8 @@ TOKEN_FILE: Final = "api-token"
 RULES_POLL_S: Final = 1.0
 """Seconds between two looks at the rules file (and two alarm delay updates)."""
 OEE_LOOKBACK_S: Final = 7 * 86_400.0
-"""How far before an OEE window the state and counters are looked up (their value at the
-window start is the last one before it)."""
+"""How far before an OEE window (and after it) the last (first) sample of the state and the
+counters is looked up: a sample further away is not used."""
 
 
 def starter_rules(scenario: Scenario) -> str:
@@ -466,25 +470,99 @@ class PlatformService:
         spec = self._scenario.platform.oee
         if spec is None:
             return None
-        historian = self.historian
-        state, good, rejected = (
-            self._uns_path_of(ref) for ref in (spec.state, spec.good, spec.rejected)
-        )
-        states = _series(historian, state, window_start, window_end)
-        goods = _series(historian, good, window_start, window_end)
-        rejects = _series(historian, rejected, window_start, window_end)
-        return oee(
-            states,
-            _sum_series(goods, rejects),
-            goods,
-            window_start,
-            window_end,
-            spec.ideal_rate_per_min,
+        return historian_oee(
+            self.historian,
+            state=self._uns_path_of(spec.state),
+            good=self._uns_path_of(spec.good),
+            rejected=self._uns_path_of(spec.rejected),
+            window_start=window_start,
+            window_end=window_end,
+            ideal_rate_per_min=spec.ideal_rate_per_min,
+            held=True,  # the lab's gateway reports by exception: as exercise 12 teaches
         )
 
     def _uns_path_of(self, ref: str) -> str:
         device, _, tag = ref.partition(".")
         return self._scenario.uns_path(device, tag)
+
+
+# --------------------------------------------------------------------------- OEE
+
+
+def historian_oee(
+    historian: Historian,
+    *,
+    state: str,
+    good: str,
+    rejected: str,
+    window_start: Timestamp,
+    window_end: Timestamp,
+    ideal_rate_per_min: float,
+    lookback_s: float = OEE_LOOKBACK_S,
+    held: bool = False,
+) -> OeeResult:
+    """OEE of a line over the window from a historian: its PackML ``state`` tag and its
+    ``good`` and ``rejected`` counters (tag paths), per :func:`~simlab.platform.kpi.oee`.
+
+    Each series is the tag's samples in the window, with their source, plus the last sample
+    before the window and the first after it, at their real instants (per source, within
+    ``lookback_s``): the value a tag held at the window start, and the share of a counter
+    increase that straddles an edge. The states are read over the whole span the counters'
+    readings cover, so that such an increase is shared by its real run time.
+
+    ``held=True`` reads the samples as changes (report by exception, as the lab's gateway
+    publishes): a tag's value at the window start is its last sample before it, placed at
+    the start, and no sample after the end is used, so an increase counts where its sample
+    is. The rule exercise 12 teaches.
+    Raises :class:`~simlab.platform.kpi.KpiError` when the data do not allow an OEE.
+    """
+    start, end = to_seconds(window_start), to_seconds(window_end)
+    goods = _readings(historian, good, start, end, lookback_s, held=held)
+    rejects = _readings(historian, rejected, start, end, lookback_s, held=held)
+    counted = [sample.ts for sample in goods + rejects]
+    first, last = min([start, *counted]), max([end, *counted])
+    states = _readings(historian, state, first, last, lookback_s, after=False, held=held)
+    return oee(
+        _series(states),
+        None,
+        _series(goods),
+        start,
+        end,
+        ideal_rate_per_min,
+        rejected=_series(rejects),
+    )
+
+
+def _readings(
+    historian: Historian,
+    tag: str,
+    start: float,
+    end: float,
+    lookback_s: float,
+    *,
+    after: bool = True,
+    held: bool = False,
+) -> list[Sample]:
+    """The samples of ``tag`` in ``[start, end]``, with the last one before ``start`` and (if
+    ``after``) the first one after ``end`` of each source seen in the window (of any source
+    when none is), within ``lookback_s`` of the window. ``held``: the one before is moved to
+    ``start``, and none after is taken."""
+    inside = historian.history(tag, start, math.nextafter(end, math.inf))
+    sources: list[str | None] = [*sorted({s.source for s in inside})] or [None]
+    edges: list[Sample] = []
+    for source in sources:
+        before = historian.last_before(tag, start, source)
+        if before is not None and before.ts >= start - lookback_s:
+            edges.append(dataclasses.replace(before, ts=start) if held else before)
+        later = historian.first_after(tag, end, source) if after and not held else None
+        if later is not None and later.ts <= end + lookback_s:
+            edges.append(later)
+    return sorted(edges + inside, key=lambda s: s.ts)
+
+
+def _series(samples: list[Sample]) -> list[Reading]:
+    """``(ts, value, source)`` readings for :func:`~simlab.platform.kpi.oee`."""
+    return [(s.ts, s.value, s.source) for s in samples]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -505,35 +583,6 @@ def _alarm_name(path: str) -> str:
     tag = path.rsplit("/", 1)[-1]
     name = "".join(c if c.isalnum() else "_" for c in tag).upper() or "TAG"
     return f"{name}_HI" if name[0].isalpha() else f"TAG_{name}_HI"
-
-
-def _series(
-    historian: SqliteHistorian, tag: str, start: float, end: float
-) -> list[tuple[float, float | None]]:
-    """The samples of ``tag`` in ``[start, end]``, preceded by its last value before ``start``
-    (placed at ``start``) when there is one within :data:`OEE_LOOKBACK_S`."""
-    series: list[tuple[float, float | None]] = []
-    before = historian.aggregate(tag, start - OEE_LOOKBACK_S, start, OEE_LOOKBACK_S, "last")
-    if before:
-        series.append((start, before[-1][1]))
-    inclusive_end = math.nextafter(end, math.inf)
-    series += [(s.ts, s.value) for s in historian.history(tag, start, inclusive_end)]
-    return series
-
-
-def _sum_series(
-    first: list[tuple[float, float | None]], second: list[tuple[float, float | None]]
-) -> list[tuple[float, float | None]]:
-    """A counter that is the sum of two counters, at every instant either one changes."""
-    events = sorted([(ts, 0, v) for ts, v in first] + [(ts, 1, v) for ts, v in second])
-    current: list[float | None] = [None, None]
-    total: list[tuple[float, float | None]] = []
-    for ts, which, value in events:
-        current[which] = value
-        a, b = current
-        if a is not None and b is not None:
-            total.append((ts, a + b))
-    return total
 
 
 def _write_secret(path: Path, text: str) -> None:

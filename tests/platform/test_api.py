@@ -455,6 +455,40 @@ async def test_oee_over_the_last_hour(client: httpx.AsyncClient) -> None:
         2400.0,
         2280.0,
     )
+    assert (result["run_time"], result["counted_from"], result["reasons"]) == (
+        3000.0,
+        T0 - 3600,
+        {},
+    )
+
+
+async def test_oee_with_figures_it_cannot_support_answers_them_null_with_reasons(
+    client: httpx.AsyncClient, lab: Lab
+) -> None:
+    # The line entered Execute a minute ago; the counters read 0 since (no bottle has reached
+    # the outfeed yet), and the rejected counter has not been published at all.
+    states = [(T0 - 60, 6.0)]
+    good = [(T0 - 60, 0.0), (T0 - 1, 0.0)]
+    rejected = [(T0 - 30, 0.0)]  # first stored half a minute ago
+
+    def early(start: float, end: float) -> OeeResult | None:
+        return oee(states, None, good, start, end, 60.0, rejected=rejected)
+
+    lab.platform.oee = early
+    result = await get(client, "/api/kpis/oee", start="-60s")
+    assert (result["availability"], result["performance"], result["oee"]) == (1.0, 0.0, 0.0)
+    assert (result["quality"], result["produced"], result["good"]) == (None, 0.0, 0.0)
+    assert (result["counted_from"], result["run_time"]) == (T0 - 30, 30.0)
+    assert "nothing produced" in result["reasons"]["quality"]
+    assert set(result["reasons"]) == {"quality"}
+
+    rejected[:] = [(T0 + 5, 0.0)]  # no reading of the rejected counter within the window
+    result = await get(client, "/api/kpis/oee", start="-60s")
+    figures = ("performance", "quality", "oee", "produced", "good", "counted_from")
+    assert [result[name] for name in figures] == [None] * len(figures)
+    assert result["availability"] == 1.0
+    assert "no reading of the rejected counter" in result["reasons"]["performance"]
+    assert set(result["reasons"]) == {"performance", "quality", "oee"}
 
 
 async def test_oee_unavailable_or_undefined(client: httpx.AsyncClient, lab: Lab) -> None:
@@ -624,6 +658,12 @@ async def test_openapi_document_describes_every_endpoint(client: httpx.AsyncClie
     assert {"AssetTreeOut", "TagOut", "HistoryOut", "AlarmOut", "OeeOut", "RulesOut"} <= set(
         schemas
     )
+    oee_out = schemas["OeeOut"]["properties"]
+    for figure in ("performance", "quality", "oee", "produced", "good", "counted_from"):
+        assert {"type": "null"} in oee_out[figure]["anyOf"], figure
+    assert oee_out["availability"]["type"] == "number"
+    assert oee_out["reasons"]["additionalProperties"] == {"type": "string"}
+    assert "reasons" in doc["paths"]["/api/kpis/oee"]["get"]["description"]
 
 
 # --- time parameters ---------------------------------------------------------------------------

@@ -220,6 +220,53 @@ def test_history_is_half_open_and_ordered(db: Path) -> None:
         assert historian.latest("no/such/tag") is None
 
 
+def test_last_before_and_first_after_are_strict_and_by_source(db: Path) -> None:
+    with SqliteHistorian(db) as historian:
+        historian.write_many(
+            [
+                Sample(LEVEL, 10.0, 1.0, source="uns"),
+                Sample(LEVEL, 20.0, 2.0, source="uns"),
+                Sample(LEVEL, 20.0, 2.5, source="spb"),
+                Sample(LEVEL, 30.0, None, "Bad", source="uns"),
+                Sample(LEVEL, 40.0, 4.0, source="spb"),
+                Sample(FLOW, 25.0, 9.0),
+            ]
+        )  # buffered: a query flushes first
+        assert historian.last_before(LEVEL, 20.0) == Sample(LEVEL, 10.0, 1.0, source="uns")
+        assert historian.last_before(LEVEL, 25.0) == Sample(LEVEL, 20.0, 2.0, source="uns")
+        assert historian.last_before(LEVEL, 40.0, source="spb") == Sample(
+            LEVEL, 20.0, 2.5, source="spb"
+        )
+        assert historian.last_before(LEVEL, 35.0) == Sample(LEVEL, 30.0, None, "Bad", "uns")
+        assert historian.last_before(LEVEL, 10.0) is None
+        assert historian.first_after(LEVEL, 10.0) == Sample(LEVEL, 20.0, 2.5, source="spb")
+        assert historian.first_after(LEVEL, 20.0, source="spb") == Sample(
+            LEVEL, 40.0, 4.0, source="spb"
+        )
+        assert historian.first_after(LEVEL, 40.0) is None
+        assert historian.last_before(LEVEL, 15.0, source="other") is None
+        start = datetime.fromtimestamp(25.0, UTC)
+        assert historian.first_after(FLOW, start - timedelta(seconds=1)) == Sample(FLOW, 25.0, 9.0)
+        assert historian.last_before("no/such/tag", 100.0) is None
+
+
+def test_last_before_and_first_after_seek_the_primary_key(db: Path) -> None:
+    with SqliteHistorian(db) as historian:
+        historian.write(LEVEL, 1.0, 1.0)
+        historian.flush()
+        queries: list[str] = []
+        historian._conn().set_trace_callback(queries.append)
+        historian.last_before(LEVEL, 5.0, source="uns")
+        historian.first_after(LEVEL, 0.0)
+        historian._conn().set_trace_callback(None)
+        assert len(queries) == 2
+        for sql in queries:
+            plan = historian._conn().execute(f"EXPLAIN QUERY PLAN {sql}")
+            detail = " ".join(str(row[-1]) for row in plan)
+            assert "SEARCH samples USING PRIMARY KEY (tag=? AND ts" in detail, detail
+            assert "TEMP B-TREE" not in detail, detail  # no sort: read in index order
+
+
 @pytest.fixture
 def ten(db: Path) -> SqliteHistorian:
     """ts 0..9 with value = ts, except ts 3 which has no value."""

@@ -19,8 +19,10 @@ from simlab.bus.broker import EmbeddedBroker, probe
 from simlab.bus.client import BusError, MqttClient
 from simlab.bus.uns import UnsMessage
 from simlab.platform.alarms import AlarmState
+from simlab.platform.historian import Sample, SqliteHistorian
+from simlab.platform.kpi import OeeResult
 from simlab.platform.rules import load_rules
-from simlab.platform.service import PlatformService, starter_rules
+from simlab.platform.service import PlatformService, historian_oee, starter_rules
 from simlab.scenario.loader import load_scenario, parse_scenario
 from simlab.scenario.model import Scenario
 
@@ -246,6 +248,72 @@ async def test_oee_comes_from_the_historian(embedded_url: str, tmp_path: Path) -
         assert result["performance"] == pytest.approx(1.0)
         assert result["quality"] == pytest.approx(0.9)
         assert (result["produced"], result["good"]) == (300.0, 270.0)
+
+
+def test_oee_reads_the_samples_around_the_window_at_their_real_instants() -> None:
+    state, good, rejected = "l/state", "l/good", "l/rejected"
+    with SqliteHistorian(":memory:") as historian:
+        historian.write_many(
+            [
+                Sample(state, T0 - 100, 11.0, source="uns"),  # Held, then Execute from T0 - 40
+                Sample(state, T0 - 40, 6.0, source="uns"),
+                Sample(good, T0 - 100, 0.0, source="uns"),
+                Sample(good, T0 + 20, 54.0, source="uns"),  # 0.9 per Execute second
+                Sample(good, T0 + 60, 90.0, source="uns"),
+                Sample(good, T0 + 110, 135.0, source="uns"),  # after the window
+                Sample(good, T0 - 10, 500.0, source="spb"),  # another source, silent since
+                Sample(rejected, T0 - 100, 0.0, source="uns"),  # 0.1 per Execute second
+                Sample(rejected, T0 + 110, 15.0, source="uns"),
+            ]
+        )
+
+        def compute(lookback_s: float) -> OeeResult:
+            return historian_oee(
+                historian,
+                state=state,
+                good=good,
+                rejected=rejected,
+                window_start=T0,
+                window_end=T0 + 100,
+                ideal_rate_per_min=75.0,
+                lookback_s=lookback_s,
+            )
+
+        result = compute(3600.0)
+        # good: 20 of the 60 Execute seconds of 0 → 54 (not of the 120 s, Held included),
+        # all of 54 → 90, 40 of the 50 s of 90 → 135; rejected: 100 of 150 s of 0 → 15.
+        assert result.good == pytest.approx(18.0 + 36.0 + 36.0)
+        assert result.produced == pytest.approx(100.0)
+        assert (result.counted_from, result.run_time, result.availability) == (T0, 100.0, 1.0)
+        assert result.performance == pytest.approx(100 * 0.8 / 100)
+        assert result.quality == pytest.approx(0.9)
+        assert result.oee == pytest.approx(0.72)
+        assert result.reasons == {}
+
+        # Read as changes (report by exception): the value at T0 is the sample before it,
+        # and the increase after the last sample in the window is not counted.
+        held = historian_oee(
+            historian,
+            state=state,
+            good=good,
+            rejected=rejected,
+            window_start=T0,
+            window_end=T0 + 100,
+            ideal_rate_per_min=75.0,
+            held=True,
+        )
+        assert (held.good, held.produced, held.quality) == (90.0, 90.0, 1.0)
+        assert held.performance == pytest.approx(90 * 0.8 / 100)
+
+        # Samples further than the lookback are not used: the rejected counter has none.
+        short = compute(50.0)
+        assert (short.performance, short.quality, short.oee, short.counted_from) == (
+            None,
+            None,
+            None,
+            None,
+        )
+        assert "no reading of the rejected counter" in short.reasons["performance"]
 
 
 async def test_without_oee_the_kpi_is_not_available(embedded_url: str, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from textual.widgets import Input, Static
 from simlab.scenario import load_scenario
 from simlab.scenario.model import Scenario
 from simlab.tui import SimlabApp
-from simlab.tui.screens.platform import ApiProblem, PlatformClient, PlatformScreen
+from simlab.tui.screens.platform import ApiProblem, PlatformClient, PlatformScreen, _oee
 from simlab.tui.widgets.alarm_table import AlarmTable
 from simlab.tui.widgets.topic_tree import TopicTree
 from tests.tui.conftest import PlanFactory, blank_volatile
@@ -158,6 +158,27 @@ async def test_the_bottling_line_shows_its_oee(make_plan: PlanFactory) -> None:
         await lab.run_for(120.0)  # bottles run: states and counters reach the historian
         await until(pilot, lambda: "availability" in text(app, "#oee"))
         assert "performance" in text(app, "#oee") and "quality" in text(app, "#oee")
+
+
+async def test_an_oee_figure_the_platform_cannot_give_shows_a_dash_and_why() -> None:
+    answer = {
+        "availability": 1.0,
+        "performance": 0.0,
+        "quality": None,
+        "oee": 0.0,
+        "reasons": {"quality": "nothing produced in the counted span"},
+    }
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+    async with httpx.AsyncClient(transport=transport, base_url="http://simlab") as http:
+        shown = (await _oee(PlatformClient(http))).plain
+        assert shown.startswith("OEE 0.0% = availability 100.0% × performance 0.0% × quality —")
+        assert shown.endswith("· quality: nothing produced in the counted span")
+        answer.update(performance=None, oee=None)
+        answer["reasons"] = {"performance": "no reading", "quality": "no reading", "oee": "both"}
+        shown = (await _oee(PlatformClient(http))).plain
+        assert shown.startswith("OEE — = availability 100.0% × performance — × quality —")
+        assert "· performance: no reading · quality: no reading" in shown
+        assert "both" not in shown  # the OEE's reason is theirs: said once
 
 
 async def test_a_lab_without_the_it_side_says_so(make_plan: PlanFactory) -> None:

@@ -358,12 +358,25 @@ async def _oee(api: PlatformClient) -> Text:
         if problem.status == 404:
             return Text("OEE: none configured for this scenario (no platform.oee).", "dim")
         return Text(f"OEE: not available yet: {problem}", "yellow")
-    return Text.assemble(
+    text = Text.assemble(
         ("OEE ", "bold"),
-        (f"{oee['oee']:.1%}", "bold"),
-        f" = availability {oee['availability']:.1%} × performance {oee['performance']:.1%}"
-        f" × quality {oee['quality']:.1%} (last hour)",
+        (_percent(oee["oee"]), "bold"),
+        f" = availability {_percent(oee['availability'])}"
+        f" × performance {_percent(oee['performance'])}"
+        f" × quality {_percent(oee['quality'])} (last hour)",
     )
+    reasons: dict[str, str] = oee.get("reasons") or {}
+    shown = [name for name in ("performance", "quality") if oee[name] is None]
+    if oee["oee"] is None and not shown:
+        shown = ["oee"]
+    for name in shown:
+        text.append(f" · {name}: {reasons.get(name, 'not known')}", "yellow")
+    return text
+
+
+def _percent(figure: float | None) -> str:
+    """A ratio as ``72.5%``; ``—`` when the platform could not compute it."""
+    return "—" if figure is None else f"{figure:.1%}"
 
 
 def _reading(tag: dict[str, Any]) -> Text:
