@@ -39,7 +39,9 @@ def one_run() -> tuple[float, float]:
     session = f"bench-{uuid.uuid4().hex[:8]}"
     simlab = Path(sys.executable).with_name("simlab")
     with tempfile.TemporaryDirectory() as state:
-        command = f"TERM=xterm-256color {simlab} tui --ports auto --broker embedded --state-dir {state}"
+        command = (
+            f"TERM=xterm-256color {simlab} tui --ports auto --broker embedded --state-dir {state}"
+        )
         started = time.perf_counter()
         subprocess.run(
             ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command],
@@ -61,7 +63,9 @@ def one_run() -> tuple[float, float]:
             time.sleep(1.0)
             return painted, running
         finally:
-            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
+            subprocess.run(
+                ["tmux", "kill-session", "-t", session], capture_output=True, check=False
+            )
 
 
 def main() -> None:

@@ -159,16 +159,20 @@ class SimlabApp(App[int]):
             return
         self.switch_mode(mode)
 
+    async def on_exit_app(self) -> None:
+        """However the app exits (``q``, :meth:`exit` from a test harness), stop the lab
+        first: a lab torn down by cancellation while the loop closes can hang."""
+        self._lab_stop.set()
+        if self._lab_runner is not None:
+            await self._lab_runner.wait()
+
     def action_help(self) -> None:
         """Show the keys and what each screen does."""
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:
-        """Stop the lab cleanly, then leave."""
-        self._lab_stop.set()
-        if self._lab_runner is not None:
-            await self._lab_runner.wait()
+        """Stop the lab cleanly (:meth:`on_exit_app`), then leave."""
         self.exit(0)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:

@@ -90,4 +90,6 @@ def test_the_instructor_screen_looks_right(make_plan: PlanFactory, snap_compare)
         await pilot.pause(0.3)
         blank_volatile(pilot.app)
 
-    assert snap_compare(SimlabApp(make_plan(instructor=True)), terminal_size=(80, 24), run_before=stage)
+    assert snap_compare(
+        SimlabApp(make_plan(instructor=True)), terminal_size=(80, 24), run_before=stage
+    )
