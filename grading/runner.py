@@ -69,6 +69,7 @@ __all__ = [
     "clock_speed",
     "exercise_time_limit",
     "exercise_variant",
+    "lab_environment",
     "run_exercise",
 ]
 
@@ -299,19 +300,16 @@ def _main_device(lab: Lab) -> str:
     return lab.scenario.devices[0].name if lab.scenario.devices else ""
 
 
-def _environment(lab: Lab, variant: Mapping[str, Any], state_dir: Path) -> dict[str, str]:
-    """The lab's addresses for the apprentice's program (see the module docstring)."""
+def lab_environment(lab: Lab, variant_file: Path, answers_file: Path) -> dict[str, str]:
+    """The ``SIMLAB_*`` variables that point a program at ``lab`` (see the module
+    docstring); the exercise's main device is the first with an endpoint."""
     device = _main_device(lab)
-    env = dict(os.environ)
-    (state_dir / "answers.json").unlink(missing_ok=True)  # never a previous run's answers
-    variant_path = state_dir / "variant.json"
-    variant_path.write_text(json.dumps(dict(variant), default=str), encoding="utf-8")
-    env.update(
-        SIMLAB_DEVICE=device,
-        SIMLAB_ENDPOINTS=str(lab.endpoint_map_path),
-        SIMLAB_VARIANT=str(variant_path),
-        SIMLAB_ANSWERS=str(state_dir / "answers.json"),
-    )
+    env = {
+        "SIMLAB_DEVICE": device,
+        "SIMLAB_ENDPOINTS": str(lab.endpoint_map_path),
+        "SIMLAB_VARIANT": str(variant_file),
+        "SIMLAB_ANSWERS": str(answers_file),
+    }
     for address in lab.addresses():
         if address.device != device:
             continue
@@ -330,6 +328,16 @@ def _environment(lab: Lab, variant: Mapping[str, Any], state_dir: Path) -> dict[
         env["SIMLAB_API_URL"] = it.platform.api_url
         env["SIMLAB_API_TOKEN"] = it.platform.token
     return env
+
+
+def _environment(lab: Lab, variant: Mapping[str, Any], state_dir: Path) -> dict[str, str]:
+    """This process's environment with the lab's variables, the variant file written and
+    no previous run's answers."""
+    answers = state_dir / "answers.json"
+    answers.unlink(missing_ok=True)
+    variant_path = state_dir / "variant.json"
+    variant_path.write_text(json.dumps(dict(variant), default=str), encoding="utf-8")
+    return {**os.environ, **lab_environment(lab, variant_path, answers)}
 
 
 def _program_file(exercise: Exercise, submission: Path) -> Path | None:

@@ -46,6 +46,7 @@ from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from devices.endpoints.modbus_client import DeviceUnreachable
+from devices.endpoints.opcua_client import close_quietly
 from simlab.errors import SimlabError, TagError, TagNotWritable, UnknownTag, ValueOutOfRange
 
 __all__ = [
@@ -307,10 +308,10 @@ class OpcUaBrowser:
                 await self._secure(client, endpoint)
                 await client.connect()
         except SimlabError:
-            await _close_quietly(client, self.timeout)
+            await close_quietly(client, self.timeout)
             raise
         except Exception as err:
-            await _close_quietly(client, self.timeout)
+            await close_quietly(client, self.timeout)
             raise self._refusal(err) from err
         self._client = client
         return self
@@ -324,7 +325,7 @@ class OpcUaBrowser:
         """Close the session (and its subscription)."""
         client, self._client, self._subscription = self._client, None, None
         if client is not None:
-            await _close_quietly(client, self.timeout)
+            await close_quietly(client, self.timeout)
 
     async def _choose_endpoint(self, client: Any) -> Any:
         """The server's endpoint for the security mode asked for, checked against the identity."""
@@ -740,13 +741,3 @@ def _describe(err: BaseException) -> str:
         return "connection refused"
     text = str(err)
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
-async def _close_quietly(client: Any, timeout: float) -> None:
-    """Disconnect a client that may already be dead; never raises, never hangs."""
-    try:
-        async with asyncio.timeout(timeout):
-            await client.disconnect()
-    except Exception:  # the connection is gone: nothing to close cleanly
-        with contextlib.suppress(Exception):
-            client.disconnect_socket()

@@ -44,7 +44,7 @@ from devices.endpoints.modbus_client import DeviceUnreachable, PolledValue, Poll
 from devices.registermap import Value
 from simlab.errors import TagError, TagNotWritable, UnknownTag, ValueOutOfRange
 
-__all__ = ["OpcUaPoller", "quality_of_status"]
+__all__ = ["OpcUaPoller", "close_quietly", "quality_of_status"]
 
 log = logging.getLogger(__name__)
 # asyncua warns on every lost connection ("close_session was called but connection is
@@ -191,14 +191,14 @@ class OpcUaPoller:
             async with asyncio.timeout(self.timeout * 2):
                 await client.connect()
         except Exception as err:  # any failure to open a session: refused, reset, timeout
-            await _close_quietly(client, self.timeout)
+            await close_quietly(client, self.timeout)
             self.stats.connection_failures += 1
             self.stats.last_error = f"cannot connect to {self.url}: {_describe(err)}"
             raise DeviceUnreachable(self.stats.last_error) from err
         try:
             index = await client.get_namespace_index(self.namespace_uri)
         except Exception as err:
-            await _close_quietly(client, self.timeout)
+            await close_quietly(client, self.timeout)
             self.stats.last_error = (
                 f"{self.url} has no namespace {self.namespace_uri!r} ({_describe(err)}): "
                 "check the device's opcua.namespace"
@@ -227,7 +227,7 @@ class OpcUaPoller:
         client, self._client = self._client, None
         self._lost = False
         if client is not None:
-            await _close_quietly(client, self.timeout)
+            await close_quietly(client, self.timeout)
 
     # --- polling --------------------------------------------------------------------------
 
@@ -366,7 +366,7 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-async def _close_quietly(client: Any, timeout: float) -> None:
+async def close_quietly(client: Any, timeout: float) -> None:
     """Disconnect a client that may already be dead; never raises, never hangs."""
     try:
         async with asyncio.timeout(timeout):

@@ -32,13 +32,14 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed
 from grading.batch import GradeJob, grade_jobs, time_limit_of
 from grading.manifest import Exercise, Manifest, ManifestEntry, load_exercise, load_manifest
 from grading.model import ExerciseResult
+from grading.runner import lab_environment
 from grading.variants import VariantError, render_brief
 from grading.workspace import ExerciseProgress, Workspace, default_course_root, render_hint
 from simlab.errors import SimlabError
 from simlab.tui.plan import ExerciseContext
 from simlab.tui.screens.base import LabScreen
 from simlab.tui.widgets.check_report import CheckReport
-from simlab.tui.widgets.exercise_files import ExerciseFiles, export_lines, program_environment
+from simlab.tui.widgets.exercise_files import ExerciseFiles, export_lines
 from simlab.tui.widgets.exercise_list import ExerciseList, points, score
 
 __all__ = ["ExercisesScreen", "folder_state"]
@@ -188,9 +189,7 @@ class ExercisesScreen(LabScreen):
         if context is None:
             return
         state = self.lab.state_dir
-        self.environment = program_environment(
-            self.lab, state / "variant.json", state / "answers.json"
-        )
+        self.environment = lab_environment(self.lab, state / "variant.json", state / "answers.json")
         try:
             state.mkdir(parents=True, exist_ok=True)
             (state / "variant.json").write_text(

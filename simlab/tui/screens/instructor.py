@@ -74,9 +74,7 @@ class InstructorScreen(LabScreen):
         with Horizontal(id="fault-buttons"):
             yield Button("Inject (i)", id="inject", variant="warning")
             yield Button("Clear selected (x)", id="clear")
-        yield Static(
-            f"{len(lab.scenario.faults)} fault(s) on the scenario's timeline", id="status"
-        )
+        yield Static(f"{len(lab.scenario.faults)} fault(s) on the scenario's timeline", id="status")
 
     def on_mount(self) -> None:
         table = self.query_one("#faults", DataTable)

@@ -11,38 +11,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from simlab.lab import Lab
-
-__all__ = ["ExerciseFiles", "export_lines", "program_environment"]
-
-
-def program_environment(lab: Lab, variant_file: Path, answers_file: Path) -> dict[str, str]:
-    """The ``SIMLAB_*`` variables a graded program gets (see :mod:`grading.runner`), with
-    ``lab``'s addresses: the exercise's main device is the first with an endpoint."""
-    device = next(
-        (d for d in lab.scenario.devices if d.modbus is not None or d.opcua is not None), None
-    )
-    env = {"SIMLAB_DEVICE": device.name if device is not None else ""}
-    for address in lab.addresses():
-        if device is None or address.device != device.name:
-            continue
-        if address.protocol == "modbus":
-            env["SIMLAB_MODBUS_HOST"] = address.host
-            env["SIMLAB_MODBUS_PORT"] = str(address.port)
-            env["SIMLAB_MODBUS_UNIT"] = str(address.unit_ids[0] if address.unit_ids else 1)
-        else:
-            env["SIMLAB_OPCUA_URL"] = address.url
-            if device.opcua is not None:
-                env["SIMLAB_OPCUA_NAMESPACE"] = device.opcua.namespace
-    it = lab.it
-    if it is not None and it.broker is not None and it.platform is not None:
-        env["SIMLAB_MQTT_URL"] = it.broker.url
-        env["SIMLAB_API_URL"] = it.platform.api_url
-        env["SIMLAB_API_TOKEN"] = it.platform.token
-    env["SIMLAB_ENDPOINTS"] = str(lab.endpoint_map_path)
-    env["SIMLAB_VARIANT"] = str(variant_file)
-    env["SIMLAB_ANSWERS"] = str(answers_file)
-    return env
+__all__ = ["ExerciseFiles", "export_lines"]
 
 
 class ExerciseFiles(Static):
