@@ -24,7 +24,12 @@ from simlab.lab import Lab
 from simlab.scenario import load_scenario
 from simlab.tui import LabPlan, SimlabApp
 
-SCREENS = {"plant": "2", "modbus (polling)": "4p", "mqtt": "5"}
+SCREENS = {
+    "plant": ("2",),
+    "plant + lineage": ("2", "enter"),
+    "modbus (polling)": ("4", "p"),
+    "mqtt": ("5",),
+}
 
 
 def instrument(lab: Lab) -> list[float]:
@@ -55,7 +60,7 @@ async def headless(seconds: float, state: Path) -> list[float]:
         return lateness
 
 
-async def with_ui(keys: str, seconds: float, state: Path) -> list[float]:
+async def with_ui(keys: tuple[str, ...], seconds: float, state: Path) -> list[float]:
     app = SimlabApp(plan(state))
     async with app.run_test(size=(80, 24)) as pilot:
         lab = await app.wait_ready()
