@@ -77,7 +77,8 @@ class SimlabApp(App[int]):
             for s in SCREENS
         ),
         Binding("question_mark,f1", "help", "Help"),
-        Binding("q,ctrl+q", "quit", "Quit", priority=True),
+        Binding("q", "quit", "Quit"),  # not in a text field: "q" is a letter there
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
 
     def __init__(self, plan: LabPlan) -> None:

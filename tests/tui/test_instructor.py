@@ -93,3 +93,15 @@ def test_the_instructor_screen_looks_right(make_plan: PlanFactory, snap_compare)
     assert snap_compare(
         SimlabApp(make_plan(instructor=True)), terminal_size=(80, 24), run_before=stage
     )
+
+
+async def test_q_in_a_text_field_is_a_letter_not_quit(make_plan: PlanFactory) -> None:
+    app = SimlabApp(make_plan(instructor=True))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(app, pilot)
+        screen.query_one("#params", Input).focus()
+        await pilot.press("q", "=", "1")
+        assert screen.query_one("#params", Input).value == "q=1"
+        assert app.is_running
+        await pilot.press("ctrl+q")
+    assert app.return_value == 0
