@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Select, Static
 
+from grading.workspace import default_course_root, init_workspace
 from simlab.scenario import load_scenario
 from simlab.scenario.model import Scenario
-from simlab.tui import SimlabApp
+from simlab.tui import ExerciseContext, LabPlan, SimlabApp
 from simlab.tui.screens.modbus import ModbusScreen, mapped_span, parse_int
 from simlab.tui.widgets.modbus_table import RegisterTable
 from tests.tui.conftest import PlanFactory, blank_volatile
@@ -191,3 +193,27 @@ def test_snapshot_input_registers_as_float32(make_plan: PlanFactory, snap_compar
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_in_an_exercise_lab_the_poller_does_not_name_the_registers(
+    tmp_path: Path,
+) -> None:
+    workspace = init_workspace(
+        tmp_path / "ws", course_root=default_course_root(), apprentice="ann", secret="s3cret"
+    )
+    context = ExerciseContext.of(workspace, workspace.entries[0])
+    table, address = context.variant["table"] + "s", context.variant["address"]
+    app = SimlabApp(LabPlan.for_exercise(context, virtual=True, broker=None))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.wait_ready()
+        await pilot.press("4")
+        screen = app.screen
+        assert isinstance(screen, ModbusScreen)
+        screen.query_one("#mb-table", Select).value = table
+        await pilot.pause(0.2)  # a new table fills in start and count: ours come after
+        screen.query_one("#mb-start", Input).value = str(address)
+        screen.query_one("#mb-count", Input).value = "2"
+        screen.action_read()
+        await until(pilot, lambda: cell_or_none(screen, address, "raw") is not None, "the read")
+        assert cell(screen, address, "tag") == cell(screen, address + 1, "tag") == ""
+        await pilot.press("ctrl+q")
