@@ -8,11 +8,13 @@ runs for other reasons (ports, wall-clock times, rates) sits in widgets with the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Label, Static
 
 from simlab.scenario import load_scenario
@@ -41,6 +43,18 @@ def make_plan(tmp_path: Path) -> PlanFactory:
 def app(make_plan: PlanFactory) -> SimlabApp:
     """The app on the default scenario (not yet running: ``async with app.run_test()``)."""
     return SimlabApp(make_plan())
+
+
+async def until(
+    pilot: Pilot[Any], condition: Callable[[], object], what: str = "the app", timeout: float = 20.0
+) -> None:
+    """Let the app run until ``condition()`` holds; fail naming ``what`` after ``timeout``
+    wall seconds (generous: a loaded machine starts labs slowly)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
 
 
 def blank_volatile(app: SimlabApp) -> None:

@@ -9,7 +9,6 @@ exercise 1 would, so the default ABCD shows a wrong number until the words are s
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from simlab.scenario.model import Scenario
 from simlab.tui import ExerciseContext, LabPlan, SimlabApp
 from simlab.tui.screens.modbus import ModbusScreen, mapped_span, parse_int
 from simlab.tui.widgets.modbus_table import RegisterTable
-from tests.tui.conftest import PlanFactory, blank_volatile
+from tests.tui.conftest import PlanFactory, blank_volatile, until
 
 
 def water_tank(level_order: str = "ABCD") -> Scenario:
@@ -40,15 +39,6 @@ def water_tank(level_order: str = "ABCD") -> Scenario:
 def poller_app(make_plan: PlanFactory, level_order: str = "ABCD") -> SimlabApp:
     plan = make_plan(broker=None)
     return SimlabApp(dataclasses.replace(plan, scenario=water_tank(level_order)))
-
-
-async def until(pilot: Pilot[Any], condition: Callable[[], bool], what: str) -> None:
-    """Let the app run until ``condition`` holds (at most 5 s)."""
-    for _ in range(100):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def open_poller(app: SimlabApp, pilot: Pilot[Any]) -> ModbusScreen:

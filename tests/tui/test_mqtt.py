@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,7 +23,7 @@ from simlab.scenario.model import Scenario
 from simlab.tui import SimlabApp
 from simlab.tui.screens.mqtt import MqttScreen
 from simlab.tui.widgets.topic_tree import TopicTree, shorten
-from tests.tui.conftest import PlanFactory, blank_volatile
+from tests.tui.conftest import PlanFactory, blank_volatile, until
 
 LEVEL = "acme/riverside/utilities/water/buffer_tank/tank1/level"
 SPARKPLUG = "spBv1.0/simlab"
@@ -46,14 +45,6 @@ def plain(static: Static) -> str:
     console = Console(width=100, file=io.StringIO(), record=True)
     console.print(static.content)
     return console.export_text()
-
-
-async def until(pilot: Pilot[int], condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    for _ in range(round(timeout / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("timed out")
 
 
 async def open_explorer(app: SimlabApp, pilot: Pilot[int]) -> MqttScreen:

@@ -7,7 +7,6 @@ session audit (what the server saw arrive over the socket).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -21,16 +20,7 @@ from simlab.tui import SimlabApp
 from simlab.tui.screens.opcua import OpcUaScreen
 from simlab.tui.widgets.opcua_attributes import format_value
 from simlab.tui.widgets.opcua_tree import AddressSpaceTree
-from tests.tui.conftest import PlanFactory, blank_volatile
-
-
-async def wait_for(pilot: Pilot[Any], condition: Callable[[], object], what: str) -> None:
-    """Pause until ``condition()`` is true, for at most 20 s (the machine may be busy)."""
-    deadline = time.monotonic() + 20.0
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
+from tests.tui.conftest import PlanFactory, blank_volatile, until
 
 
 def find(tree: AddressSpaceTree, name: str) -> TreeNode[BrowseNode] | None:
@@ -66,12 +56,12 @@ async def open_tag(pilot: Pilot[Any], *path: str) -> OpcUaScreen:
     tree = screen.query_one(AddressSpaceTree)
     *folders, tag = path
     for name in [*folders, tag]:
-        await wait_for(pilot, partial(find, tree, name), f"{name} in the tree")
+        await until(pilot, partial(find, tree, name), f"{name} in the tree")
         node = find(tree, name)
         tree.move_cursor(node)
         if name != tag and node is not None and not node.is_expanded:
             await pilot.press("space")
-    await wait_for(pilot, lambda: shown(screen, "display-name") == tag, f"{tag}'s attributes")
+    await until(pilot, lambda: shown(screen, "display-name") == tag, f"{tag}'s attributes")
     return screen
 
 
@@ -92,19 +82,19 @@ async def test_browses_to_the_level_tag_and_subscribes_to_it(make_plan: PlanFact
 
         await pilot.press("s")
         table = screen.query_one("#opcua-watch", DataTable)
-        await wait_for(pilot, lambda: table.row_count == 1, "the subscription row")
+        await until(pilot, lambda: table.row_count == 1, "the subscription row")
         before = lab.read("plc1.level")
         await lab.run_for(10.0)
         after = format_value(lab.read("plc1.level"))
         assert after != format_value(before)
-        await wait_for(pilot, lambda: table.get_row_at(0)[1] == after, "the new value in the table")
-        await wait_for(pilot, lambda: shown(screen, "value") == after, "the new value shown")
+        await until(pilot, lambda: table.get_row_at(0)[1] == after, "the new value in the table")
+        await until(pilot, lambda: shown(screen, "value") == after, "the new value shown")
         assert table.get_row_at(0)[0] == "level"
         assert shown(screen, "source-time") == "2026-01-01 00:00:10.000 UTC"
         assert any(e.kind == "subscribe" and e.target == "level" for e in lab.audit.events)
 
         await pilot.press("s")
-        await wait_for(pilot, lambda: table.row_count == 0, "the row to go")
+        await until(pilot, lambda: table.row_count == 0, "the row to go")
         assert "Unsubscribed from ns=2;s=plc1.level" in status(screen)
         await pilot.press("q")
 
@@ -120,21 +110,21 @@ async def test_writes_a_setpoint_and_shows_the_servers_refusals(make_plan: PlanF
         write = screen.query_one("#opcua-write", Input)
         assert write.has_focus and write.value == format_value(lab.read("plc1.level_sp"))
         await pilot.press(*"1.5", "enter")
-        await wait_for(pilot, lambda: lab.read("plc1.level_sp") == 1.5, "the setpoint to change")
-        await wait_for(pilot, lambda: shown(screen, "value") == "1.5", "the value read back")
+        await until(pilot, lambda: lab.read("plc1.level_sp") == 1.5, "the setpoint to change")
+        await until(pilot, lambda: shown(screen, "value") == "1.5", "the value read back")
         assert "Wrote 1.5 to ns=2;s=plc1.level_sp" in status(screen)
 
         await pilot.press("w", *"abc", "enter")
-        await wait_for(pilot, lambda: "not a number" in status(screen), "the bad value named")
+        await until(pilot, lambda: "not a number" in status(screen), "the bad value named")
         assert screen.query_one("#opcua-status", Static).has_class("error")
         await pilot.press("home", "ctrl+k", "9", "enter")  # the refused text stays: replace it
-        await wait_for(pilot, lambda: "BadOutOfRange" in status(screen), "the range refusal")
+        await until(pilot, lambda: "BadOutOfRange" in status(screen), "the range refusal")
         assert lab.read("plc1.level_sp") == 1.5
 
         await pilot.press("escape")
         screen = await open_tag(pilot, "Inputs", "level")
         await pilot.press("w", *"1", "enter")
-        await wait_for(pilot, lambda: "read-only" in status(screen), "the server's refusal")
+        await until(pilot, lambda: "read-only" in status(screen), "the server's refusal")
         assert "it is read-only (BadNotWritable)" in status(screen)
         refused = [e for e in lab.audit.events if e.kind == "write" and e.target == "level"]
         assert refused and not refused[-1].ok  # the server itself refused it
@@ -152,11 +142,11 @@ async def test_connects_with_sign_and_encrypt_and_names_what_the_server_refuses(
         assert isinstance(screen, OpcUaScreen)
         lab = app.lab
         assert lab is not None
-        await wait_for(pilot, lambda: "Connected" in status(screen), "the first connection")
+        await until(pilot, lambda: "Connected" in status(screen), "the first connection")
         screen.query_one("#opcua-security", Select).value = "SignAndEncrypt"
         await pilot.press("c")
         secured = "Connected to plc1: SignAndEncrypt (Basic256Sha256), anonymous."
-        await wait_for(pilot, lambda: status(screen) == secured, "the secure session")
+        await until(pilot, lambda: status(screen) == secured, "the secure session")
         session = list(lab.audit.sessions.values())[-1]
         assert (session.security_mode, session.security_policy) == (
             "SignAndEncrypt",
@@ -166,14 +156,14 @@ async def test_connects_with_sign_and_encrypt_and_names_what_the_server_refuses(
         assert shown(screen, "value") == format_value(lab.read("plc1.level"))
 
         await pilot.press("x")
-        await wait_for(pilot, lambda: "Disconnected from plc1" in status(screen), "the close")
+        await until(pilot, lambda: "Disconnected from plc1" in status(screen), "the close")
         assert shown(screen, "node-id") == ""
         await pilot.press("r")
         assert status(screen) == "Not connected: press c to connect."
 
         screen.query_one("#opcua-user", Input).value = "operator"
         await pilot.press("c")
-        await wait_for(pilot, lambda: "does not accept" in status(screen), "the refusal")
+        await until(pilot, lambda: "does not accept" in status(screen), "the refusal")
         assert "does not accept user name access; it accepts: anonymous" in status(screen)
         assert screen.query_one("#opcua-status", Static).has_class("error")
         await pilot.press("q")

@@ -9,7 +9,6 @@ polls OPC UA, so that lab keeps its server.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from simlab.tui import SimlabApp
 from simlab.tui.screens.platform import ApiProblem, PlatformClient, PlatformScreen, _oee
 from simlab.tui.widgets.alarm_table import AlarmTable
 from simlab.tui.widgets.topic_tree import TopicTree
-from tests.tui.conftest import PlanFactory, blank_volatile
+from tests.tui.conftest import PlanFactory, blank_volatile, until
 
 TANK = "acme/riverside/utilities/water/buffer_tank/tank1"
 LEVEL = f"{TANK}/level"
@@ -47,14 +46,6 @@ def tank_app(make_plan: PlanFactory, **options: Any) -> SimlabApp:
 
 def text(app: SimlabApp, selector: str) -> str:
     return str(app.screen.query_one(selector, Static).render())
-
-
-async def until(pilot: Pilot[int], condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    for _ in range(round(timeout / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("timed out")
 
 
 async def open_platform(app: SimlabApp, pilot: Pilot[int]) -> PlatformScreen:
