@@ -33,6 +33,7 @@ __all__ = [
     "ExerciseResult",
     "GradingError",
     "ResultFormatError",
+    "format_points",
 ]
 
 RESULT_SCHEMA_VERSION = 1
@@ -41,6 +42,11 @@ RESULT_SCHEMA_VERSION = 1
 _EXERCISE_KIND = "simlab.exercise-result"
 _CLASS_KIND = "simlab.class-result"
 _T = TypeVar("_T")
+
+
+def format_points(value: float) -> str:
+    """Points as a score line shows them: ``10`` for 10.0, ``2.5`` for 2.5."""
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
 class GradingError(SimlabError):

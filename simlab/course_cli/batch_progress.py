@@ -18,7 +18,8 @@ from rich.progress import (
 from rich.text import Text
 
 from grading.batch import GradeJob, JobOutcome, grade_jobs
-from simlab.course_cli.common import out, points
+from grading.model import format_points
+from simlab.course_cli.common import out
 
 __all__ = ["Interrupted", "grade_with_progress"]
 
@@ -65,7 +66,7 @@ def grade_with_progress(
                 Text.assemble(
                     mark,
                     f"{result.apprentice} {result.exercise} ({outcome.job.submission.name}) "
-                    f"{points(result.score)}/{points(result.max_score)} "
+                    f"{format_points(result.score)}/{format_points(result.max_score)} "
                     f"in {outcome.wall_s:.0f} s{retried}",
                 )
             )

@@ -10,16 +10,15 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from rich.text import Text
 
 from grading.batch import kill_process_tree, time_limit_of
 from grading.manifest import Exercise, ManifestEntry
-from grading.model import ExerciseResult
+from grading.model import ExerciseResult, format_points
 from grading.runner import clock_speed, run_exercise
 from grading.workspace import Workspace
-from simlab.course_cli.common import INTERRUPTED, err, out, points, rendered, workspace_of
+from simlab.course_cli.common import INTERRUPTED, err, out, workspace_of
 from simlab.errors import SimlabError
 
 __all__ = ["POLL_S", "check_once", "print_result", "run_check", "watch_folder"]
@@ -68,7 +67,7 @@ def check_once(workspace: Workspace, entry: ManifestEntry, exercise: Exercise) -
     )
     result = _run_in_lab(workspace, entry, exercise, limit)
     workspace.record_check(entry, result)
-    print_result(result, workspace.variant(exercise))
+    print_result(result)
     if result.passed:
         out.print(Text("Passed! On to the next one: simlab list", style="bold green"))
         return 0
@@ -99,8 +98,9 @@ def _run_in_lab(
         raise
 
 
-def print_result(result: ExerciseResult, variant: dict[str, Any]) -> None:
-    """Each check with ✓/✗, points, message and diagnosis, then the score."""
+def print_result(result: ExerciseResult) -> None:
+    """Each check with ✓/✗, points, message and diagnosis, then the score (titles come
+    rendered with the apprentice's variant from the grader)."""
     if result.error is not None:
         out.print(Text(f"The submission did not run to the end: {result.error}", style="red"))
     for check in result.checks:
@@ -108,8 +108,8 @@ def print_result(result: ExerciseResult, variant: dict[str, Any]) -> None:
         line = Text.assemble(
             "  ",
             mark,
-            (f"{points(check.points)}/{points(check.max_points)} ", "bold"),
-            rendered(check.title, variant),
+            (f"{format_points(check.points)}/{format_points(check.max_points)} ", "bold"),
+            check.title,
             (" (gate)" if check.gate else ""),
         )
         out.print(line)
@@ -122,7 +122,7 @@ def print_result(result: ExerciseResult, variant: dict[str, Any]) -> None:
     verdict = "passed" if result.passed else "not passed yet"
     out.print(
         Text(
-            f"Score {points(result.score)}/{points(result.max_score)} — {verdict}",
+            f"Score {format_points(result.score)}/{format_points(result.max_score)} — {verdict}",
             style="bold",
         )
     )

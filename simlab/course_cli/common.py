@@ -5,15 +5,12 @@ signing key)."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
 from grading.signing import SIGNING_KEY_ENV
-from grading.variants import VariantError, render_brief
 from grading.workspace import SECRET_ENV, Workspace, default_course_root, find_workspace
 from simlab.errors import SimlabError
 
@@ -23,8 +20,6 @@ __all__ = [
     "course_secret",
     "err",
     "out",
-    "points",
-    "rendered",
     "signing_key",
     "workspace_of",
 ]
@@ -70,13 +65,3 @@ def course_root(given: Path | None) -> Path:
     if not (root / "manifest.yaml").is_file() and not root.is_file():
         raise SimlabError(f"no course at {root} (no manifest.yaml): give one with --course DIR")
     return root
-
-
-def points(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
-
-
-def rendered(text: str, variant: dict[str, Any]) -> str:
-    with contextlib.suppress(VariantError):
-        return render_brief(text, variant, "title")
-    return text

@@ -18,6 +18,7 @@ from grading.batch import (
 )
 from grading.manifest import Exercise
 from grading.manifest import load_manifest as _load_manifest
+from grading.model import format_points
 from grading.reports import read_roster
 from grading.signing import SIGNING_KEY_ENV
 from simlab.course_cli.batch_progress import Interrupted, grade_with_progress
@@ -27,7 +28,6 @@ from simlab.course_cli.common import (
     course_secret,
     err,
     out,
-    points,
     signing_key,
 )
 from simlab.errors import SimlabError
@@ -115,7 +115,7 @@ def _grade_summary(outcomes: list[JobOutcome], exercises: dict[str, Exercise]) -
         table.add_row(
             result.apprentice,
             result.exercise,
-            f"{points(result.score)}/{points(result.max_score)}",
+            f"{format_points(result.score)}/{format_points(result.max_score)}",
             Text(status, style="green" if result.passed else "red"),
         )
     out.print(table)

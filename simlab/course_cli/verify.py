@@ -10,9 +10,9 @@ from pathlib import Path
 
 from rich.text import Text
 
-from grading.model import ExerciseResult, ResultFormatError
+from grading.model import ExerciseResult, ResultFormatError, format_points
 from grading.signing import SIGNING_KEY_ENV, signed_with, verify_result
-from simlab.course_cli.common import course_secret, err, out, points, signing_key
+from simlab.course_cli.common import course_secret, err, out, signing_key
 from simlab.errors import SimlabError
 
 __all__ = ["run_verify"]
@@ -99,7 +99,7 @@ def _verify_one(path: Path, secret: str | None, key: str | None) -> tuple[str | 
     out.print(
         Text(
             f"{path}: ok — {result.apprentice}, {result.exercise}, "
-            f"{points(result.score)}/{points(result.max_score)}"
+            f"{format_points(result.score)}/{format_points(result.max_score)}"
         )
     )
     return None, kind

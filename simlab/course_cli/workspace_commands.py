@@ -9,8 +9,9 @@ import os
 from rich.table import Table
 from rich.text import Text
 
+from grading.model import format_points
 from grading.workspace import SECRET_ENV, init_workspace
-from simlab.course_cli.common import course_root, out, points, workspace_of
+from simlab.course_cli.common import course_root, out, workspace_of
 from simlab.errors import SimlabError
 
 __all__ = ["run_hint", "run_init", "run_list", "run_reset"]
@@ -68,7 +69,7 @@ def run_list(args: argparse.Namespace) -> int:
     for number, entry in enumerate(workspace.entries, start=1):
         mine = progress[entry.id]
         score = (
-            f"{points(mine.best_score)}/{points(mine.max_score)}"
+            f"{format_points(mine.best_score)}/{format_points(mine.max_score)}"
             if mine.best_score is not None and mine.max_score is not None
             else "–"
         )

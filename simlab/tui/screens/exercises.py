@@ -31,7 +31,7 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from grading.batch import GradeJob, grade_jobs, time_limit_of
 from grading.manifest import Exercise, Manifest, ManifestEntry, load_exercise, load_manifest
-from grading.model import ExerciseResult
+from grading.model import ExerciseResult, format_points
 from grading.runner import lab_environment
 from grading.variants import VariantError, render_brief
 from grading.workspace import ExerciseProgress, Workspace, default_course_root, render_hint
@@ -40,7 +40,7 @@ from simlab.tui.plan import ExerciseContext
 from simlab.tui.screens.base import LabScreen
 from simlab.tui.widgets.check_report import CheckReport
 from simlab.tui.widgets.exercise_files import ExerciseFiles, export_lines
-from simlab.tui.widgets.exercise_list import ExerciseList, points, score
+from simlab.tui.widgets.exercise_list import ExerciseList, score
 
 __all__ = ["ExercisesScreen", "folder_state"]
 
@@ -287,13 +287,14 @@ class ExercisesScreen(LabScreen):
             return
         used = min(progress[entry.id].hints_used, len(exercise.hints))
         hints = [render_hint(exercise, index, variant) for index in range(used)]
-        report.show(self.results.get(entry.id), variant, hints, len(exercise.hints))
+        report.show(self.results.get(entry.id), hints, len(exercise.hints))
 
     def _head(self, entry: ManifestEntry, exercise: Exercise) -> Text:
         number = self.entries.index(entry) + 1
         head = Text(f"{number}. {entry.title}\n", style="bold")
+        limit = time_limit_of(exercise, entry)
         head.append(
-            f"{entry.id} · {points(entry.points)} points · {time_limit_of(exercise, entry):g} s",
+            f"{entry.id} · {format_points(entry.points)} points · {limit:g} s",
             style="dim",
         )
         if self.workspace is None:
@@ -476,7 +477,7 @@ class ExercisesScreen(LabScreen):
         self._show_list()
         if self.shown == entry:
             self._show_progress(entry)
-        verdict = f"{entry.id}: {points(result.score)}/{points(result.max_score)} — "
+        verdict = f"{entry.id}: {format_points(result.score)}/{format_points(result.max_score)} — "
         if hint is None:
             self._say(verdict + "passed! On to the next one.", "bold green")
         else:

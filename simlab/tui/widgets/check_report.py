@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from rich.console import Group, RenderableType
 from rich.padding import Padding
 from rich.text import Text
 from textual.widgets import Static
 
-from grading.model import CheckResult, ExerciseResult
-from grading.variants import VariantError, render_brief
-from simlab.tui.widgets.exercise_list import points
+from grading.model import CheckResult, ExerciseResult, format_points
 
 __all__ = ["CheckReport"]
-
-
-def _rendered(text: str, variant: Mapping[str, Any]) -> str:
-    with contextlib.suppress(VariantError):
-        return render_brief(text, variant, "title")
-    return text
 
 
 class CheckReport(Static):
@@ -32,7 +22,6 @@ class CheckReport(Static):
     def show(
         self,
         result: ExerciseResult | None,
-        variant: Mapping[str, Any],
         hints: Sequence[str],
         total_hints: int,
     ) -> None:
@@ -47,7 +36,7 @@ class CheckReport(Static):
                 )
             )
         else:
-            parts.extend(self._result(result, variant))
+            parts.extend(self._result(result))
         parts.append(Text())
         if hints:
             for rung, text in enumerate(hints, start=1):
@@ -60,15 +49,16 @@ class CheckReport(Static):
                 Text(f"Stuck? h gives a hint ({total_hints} rungs; they are recorded).", "dim")
             )
         if result is not None:
-            parts.extend(self._details(result, variant))
+            parts.extend(self._details(result))
         self.update(Group(*parts))
 
     @staticmethod
-    def _result(result: ExerciseResult, variant: Mapping[str, Any]) -> list[RenderableType]:
+    def _result(result: ExerciseResult) -> list[RenderableType]:
         verdict = "passed" if result.passed else "not passed yet"
         lines: list[RenderableType] = [
             Text(
-                f"Score {points(result.score)}/{points(result.max_score)} — {verdict}",
+                f"Score {format_points(result.score)}/{format_points(result.max_score)} "
+                f"— {verdict}",
                 style="bold green" if result.passed else "bold",
             )
         ]
@@ -83,8 +73,8 @@ class CheckReport(Static):
             lines.append(
                 Text.assemble(
                     mark,
-                    (f"{points(check.points)}/{points(check.max_points)} ", "bold"),
-                    _rendered(check.title, variant),
+                    (f"{format_points(check.points)}/{format_points(check.max_points)} ", "bold"),
+                    check.title,  # rendered with the variant by the grader
                     (" (gate)" if check.gate else ""),
                 )
             )
@@ -97,12 +87,12 @@ class CheckReport(Static):
         return lines
 
     @staticmethod
-    def _details(result: ExerciseResult, variant: Mapping[str, Any]) -> list[Text]:
+    def _details(result: ExerciseResult) -> list[Text]:
         lines: list[Text] = []
         for check in result.checks:
             if _diagnosed(check) and "\n" in check.diagnosis.strip():
                 lines.append(Text())
-                lines.append(Text(f"✗ {_rendered(check.title, variant)}", style="bold"))
+                lines.append(Text(f"✗ {check.title}", style="bold"))
                 lines.append(Text(f"diagnosis: {check.diagnosis}", style="dim"))
         return lines
 

@@ -12,24 +12,20 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from grading.manifest import ManifestEntry
+from grading.model import format_points
 from grading.workspace import ExerciseProgress
 
-__all__ = ["ExerciseList", "points", "score"]
+__all__ = ["ExerciseList", "score"]
 
 MARKS = {"todo": ("·", "dim"), "failed": ("✗", "red"), "passed": ("✓", "green")}
 ID_WIDTH = 18
-
-
-def points(value: float) -> str:
-    """``10`` for 10.0, ``2.5`` for 2.5 (as ``simlab check`` prints points)."""
-    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
 def score(progress: ExerciseProgress) -> str:
     """``7/10`` (the best score so far), ``–`` before the first check."""
     if progress.best_score is None or progress.max_score is None:
         return "–"
-    return f"{points(progress.best_score)}/{points(progress.max_score)}"
+    return f"{format_points(progress.best_score)}/{format_points(progress.max_score)}"
 
 
 class ExerciseList(OptionList):
